@@ -1,0 +1,49 @@
+# sxmake: a content-addressed, Make-style build engine for StageX trees.
+# `make demo` and `make test` install their own system dependencies.
+
+GO        ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+BIN       := bin/sxmake
+DEMO_TREE := testdata/stagex
+DEMO      := user-hello
+FUZZTIME  ?= 60s
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: all deps build test lint fuzz bench demo clean
+
+all: build
+
+deps:
+	@.ci/install-deps
+
+build: deps
+	$(GO) build -o $(BIN) ./cmd/sxmake
+
+# The whole suite. Root-only tests fail (not skip) when SXMAKE_TEST_ROOT=1.
+test: deps build lint
+	$(GO) test -count=1 ./...
+
+lint:
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# Every fuzz target for FUZZTIME each (go test runs one target at a time).
+fuzz: deps
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+# Benchmarks with their peers side by side; see BENCHMARKS.md.
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count 5 ./... | tee bench.out
+	@if [ -x bench/run ]; then bench/run; fi
+
+# Builds sxmake and runs its main job on the demo tree.
+demo: build
+	$(BIN) -C $(DEMO_TREE) -n $(DEMO)
+
+clean:
+	rm -rf bin bench.out

@@ -1,0 +1,128 @@
+// Command sxmake builds StageX package trees: `sxmake core-llvm` builds that
+// image and every image it needs.
+//
+// Exit status: 0 success, 1 build or definition failure, 2 usage error.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stagex/sxmake/packages"
+	"github.com/stagex/sxmake/rules"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// usageError marks a mistake in the command line (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// run executes one sxmake command line and returns its exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "sxmake: %s\n", describe(err))
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "Run 'sxmake --help' for usage.\n")
+		return 2
+	}
+	return 1
+}
+
+// describe renders an error for the terminal: Containerfile errors get
+// their source line and a caret.
+func describe(err error) string {
+	var re *rules.Error
+	if errors.As(err, &re) && re.Source != "" && errors.Unwrap(err) == nil {
+		return re.Detail()
+	}
+	return err.Error()
+}
+
+// globalFlags are the flags every subcommand shares.
+type globalFlags struct {
+	dir      string
+	platform string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	var dryRun bool
+	root := &cobra.Command{
+		Use:   "sxmake [flags] TARGET...",
+		Short: "Build StageX packages reproducibly, without Docker",
+		Long: `sxmake builds images of a StageX package tree and every image they need.
+
+A TARGET names an image: core-llvm, stagex/core-llvm, or a bare llvm when
+only one stage has it. Subpackages are images too (core-clang).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("no target given (try 'sxmake ls' to list images)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !dryRun {
+				return usagef("building is not implemented yet; use -n to print the plan")
+			}
+			return printPlan(cmd.OutOrStdout(), g, args)
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.dir, "directory", "C", ".", "the package tree (the directory holding packages/)")
+	pf.StringVar(&g.platform, "platform", "", "target platform for packages that name none (default: the host's)")
+	root.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "print what would be built, in order, without building")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newGraphCmd(g), newLsCmd(g))
+	return root
+}
+
+// load reads the package tree named by -C.
+func (g *globalFlags) load() (*packages.Tree, error) {
+	return packages.Load(g.dir)
+}
+
+// resolve maps target names to images of tree.
+func resolve(tree *packages.Tree, names []string) ([]*packages.Image, error) {
+	var imgs []*packages.Image
+	for _, n := range names {
+		img, err := tree.Resolve(n)
+		if err != nil {
+			return nil, err
+		}
+		imgs = append(imgs, img)
+	}
+	return imgs, nil
+}
+
+// exactArgs is cobra.ExactArgs reporting a usage error.
+func exactArgs(n int, what string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usagef("expected %s, got %d arguments", what, len(args))
+		}
+		return nil
+	}
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+// TestMain lets testscript run this binary as the "sxmake" command.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"sxmake": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
+	})
+}
+
+// repoTestdata is the repository's top-level testdata directory.
+func repoTestdata(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../../testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestScripts runs the CLI scripts in testdata/script. $TREES is the
+// repository's testdata directory. Regenerate nothing: scripts hold their
+// expected output inline.
+func TestScripts(t *testing.T) {
+	trees := repoTestdata(t)
+	testscript.Run(t, testscript.Params{
+		Dir: "testdata/script",
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("TREES", trees)
+			return nil
+		},
+	})
+}
+
+// TestExitStatus checks the exit status contract: 0 success, 1 definition
+// error, 2 usage error, and that every definition error names the file,
+// line and column of the real problem.
+func TestExitStatus(t *testing.T) {
+	td := repoTestdata(t)
+	demo := filepath.Join(td, "stagex")
+	bad := func(name string) string { return filepath.Join(td, "malformed", name) }
+	tests := []struct {
+		name       string
+		args       []string
+		wantStatus int
+		wantStderr string // a line stderr must contain
+	}{
+		{"plan ok", []string{"-C", demo, "-n", "user-hello"}, 0, ""},
+		{"ls ok", []string{"-C", demo, "ls"}, 0, ""},
+		{"no target", []string{"-C", demo, "-n"}, 2, "sxmake: no target given"},
+		{"unknown flag", []string{"-C", demo, "--frobnicate", "-n", "user-hello"}, 2, "unknown flag: --frobnicate"},
+		{"graph bad format", []string{"-C", demo, "graph", "--format", "svg", "user-hello"}, 2, `unknown --format "svg"`},
+		{"ls extra arg", []string{"-C", demo, "ls", "x"}, 2, "expected no arguments"},
+		{"bad platform", []string{"-C", demo, "--platform", "plan9", "-n", "user-hello"}, 2, "--platform"},
+		{"unknown target", []string{"-C", demo, "-n", "core-lvm"}, 1, "core-llvm"},
+		{"ambiguous bare name", []string{"-C", demo, "-n", "busybox"}, 1, "bootstrap-busybox"},
+		{"missing tree", []string{"-C", filepath.Join(td, "does-not-exist"), "ls"}, 1, "does-not-exist"},
+	}
+	for _, tc := range malformedCases() {
+		tests = append(tests, struct {
+			name       string
+			args       []string
+			wantStatus int
+			wantStderr string
+		}{"malformed " + tc.dir, []string{"-C", bad(tc.dir), "-n", tc.target}, 1, tc.want})
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			got := run(tc.args, &stdout, &stderr)
+			if got != tc.wantStatus {
+				t.Fatalf("sxmake %s: exit status %d, want %d\nstderr:\n%s", strings.Join(tc.args, " "), got, tc.wantStatus, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tc.wantStderr) {
+				t.Errorf("sxmake %s: stderr does not contain %q:\n%s", strings.Join(tc.args, " "), tc.wantStderr, stderr.String())
+			}
+			if tc.wantStatus == 0 && stderr.Len() != 0 {
+				t.Errorf("unexpected stderr:\n%s", stderr.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,14 @@
+// Package engine turns a package tree into builds: it plans the action
+// graph of every image a target needs, keys each action by the content of
+// its inputs, looks results up in the cache and runs what is missing.
+//
+// Vocabulary:
+//
+//   - plan: every image of a closure, dependencies first, each with its
+//     evaluated Containerfile (rules.Build). Planning runs nothing.
+//   - step: one evaluated Containerfile instruction (rules.Step).
+//   - action: a step bound to its inputs; the unit that is cached and run.
+//   - key: the BLAKE3 hash of an action's labelled inputs (ActionKey).
+//   - digest, diffID: content hashes of blobs and uncompressed layers.
+//   - snapshot: an unpacked filesystem state, the input of the next action.
+package engine

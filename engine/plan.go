@@ -1,0 +1,106 @@
+package engine
+
+import (
+	"fmt"
+	"runtime"
+
+	"github.com/stagex/sxmake/packages"
+	"github.com/stagex/sxmake/rules"
+)
+
+// Plan is what a build will do, computed without running anything: every
+// image of the targets' closure, dependencies first, each with its
+// Containerfile evaluated for its platform and build args.
+type Plan struct {
+	Images []*ImagePlan // dependencies first; ties broken by name
+}
+
+// ImagePlan is one image of a Plan.
+type ImagePlan struct {
+	Image     *packages.Image
+	Platform  rules.Platform
+	BuildArgs map[string]string // as given to the build (package.toml-derived)
+	Build     *rules.Build      // the evaluated Containerfile, up to the image's stage
+}
+
+// PlanOption configures NewPlan.
+type PlanOption func(*planConfig)
+
+type planConfig struct {
+	platform rules.Platform
+}
+
+// WithPlatform sets the platform of images whose package.toml names none.
+// The default is the host's.
+func WithPlatform(p rules.Platform) PlanOption {
+	return func(c *planConfig) { c.platform = p }
+}
+
+// namedContexts are the build contexts every StageX build gets besides the
+// package directory: fetch/ holds the package's downloaded sources.
+var namedContexts = map[string]bool{"fetch": true}
+
+// NewPlan evaluates the closure of targets in tree. A dependency's image
+// config (Env, WorkingDir, Shell, User, Entrypoint...) is the config its own
+// plan ends with, so a pallet's SHELL reaches the packages built FROM it.
+func NewPlan(tree *packages.Tree, targets []*packages.Image, opts ...PlanOption) (*Plan, error) {
+	cfg := planConfig{platform: HostPlatform()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	order, err := tree.Closure(targets...)
+	if err != nil {
+		return nil, err
+	}
+	plan := &Plan{}
+	byName := make(map[string]*ImagePlan, len(order))
+	for _, img := range order {
+		ip, err := planImage(tree, img, cfg, byName)
+		if err != nil {
+			return nil, err
+		}
+		byName[img.Name] = ip
+		plan.Images = append(plan.Images, ip)
+	}
+	return plan, nil
+}
+
+func planImage(tree *packages.Tree, img *packages.Image, cfg planConfig, done map[string]*ImagePlan) (*ImagePlan, error) {
+	pkg := img.Package
+	platform := cfg.platform
+	if len(pkg.Platforms) > 0 {
+		platform = pkg.Platforms[0]
+	}
+	args := pkg.BuildArgs()
+	build, err := rules.Evaluate(pkg.Containerfile, rules.EvalOptions{
+		BuildArgs:     args,
+		Target:        img.Target,
+		Platform:      platform,
+		BuildPlatform: HostPlatform(),
+		NamedContexts: namedContexts,
+		ImageConfig: func(ref string, _ rules.Platform) (rules.ImageConfig, error) {
+			dep, err := tree.Resolve(ref)
+			if err != nil {
+				return rules.ImageConfig{}, err
+			}
+			ip := done[dep.Name]
+			if ip == nil {
+				panic(fmt.Sprintf("engine: %s planned before its dependency %s", img.Name, dep.Name))
+			}
+			return ip.Build.Target.Config, nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ImagePlan{Image: img, Platform: platform, BuildArgs: args, Build: build}, nil
+}
+
+// HostPlatform is the platform sxmake builds for by default.
+func HostPlatform() rules.Platform {
+	p := rules.Platform{OS: "linux", Arch: runtime.GOARCH}
+	if p.Arch == "arm" {
+		p.Variant = "v7"
+	}
+	return p
+}
