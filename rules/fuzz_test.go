@@ -1,0 +1,94 @@
+package rules
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// seeds returns the Containerfiles under testdata.
+func seeds(tb testing.TB) [][]byte {
+	tb.Helper()
+	paths, err := filepath.Glob("testdata/*.Containerfile")
+	if err != nil || len(paths) == 0 {
+		tb.Fatalf("no seed Containerfiles: %v", err)
+	}
+	var out [][]byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range seeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		file, err := Parse("Containerfile", src)
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %T is not *Error: %v", err, err)
+			}
+			return
+		}
+		if _, err := file.ImageRefs("", nil); err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("ImageRefs error %T is not *Error: %v", err, err)
+			}
+		}
+	})
+}
+
+func FuzzEvaluate(f *testing.F) {
+	for _, s := range seeds(f) {
+		f.Add(s, "", "1.0")
+	}
+	f.Fuzz(func(t *testing.T, src []byte, target, version string) {
+		file, err := Parse("Containerfile", src)
+		if err != nil {
+			return
+		}
+		_, err = Evaluate(file, EvalOptions{
+			Target:        target,
+			BuildArgs:     map[string]string{"VERSION": version, "SOURCE_DATE_EPOCH": "1"},
+			Platform:      Platform{OS: "linux", Arch: "amd64"},
+			NamedContexts: map[string]bool{"fetch": true},
+			ImageConfig: func(string, Platform) (ImageConfig, error) {
+				return ImageConfig{Shell: []string{"/bin/sh", "-l", "-c"}, OnBuild: []string{"RUN true"}}, nil
+			},
+		})
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %T is not *Error: %v", err, err)
+			}
+		}
+	})
+}
+
+// BenchmarkParseEvaluate parses and evaluates every seed Containerfile;
+// one iteration is one pass over all of them.
+func BenchmarkParseEvaluate(b *testing.B) {
+	srcs := seeds(b)
+	opt := EvalOptions{
+		BuildArgs:     map[string]string{"VERSION": "1.0", "SOURCE_DATE_EPOCH": "1"},
+		Platform:      Platform{OS: "linux", Arch: "amd64"},
+		NamedContexts: map[string]bool{"fetch": true},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, src := range srcs {
+			f, err := Parse("Containerfile", src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := Evaluate(f, opt); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
