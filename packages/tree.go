@@ -1,0 +1,404 @@
+package packages
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/stagex/sxmake/rules"
+)
+
+// Tree is a loaded, validated package tree. It is not modified after Load.
+type Tree struct {
+	Root     string     // absolute path of the tree (the directory holding packages/)
+	Packages []*Package // sorted by ID
+
+	byID   map[string]*Package
+	images []*Image // sorted by Name
+	byName map[string]*Image
+}
+
+// Package is one packages/<stage>/<name>/ directory.
+type Package struct {
+	Stage, Name string
+	Dir         string // absolute path of the package directory
+
+	Version     string // resolved: version_from is followed
+	VersionFrom string // the package ID version_from names, if any
+
+	Description, License, Website string
+	Subpackages                   []string
+	Platforms                     []rules.Platform // from `platforms`; nil means the default platform
+	Sources                       []Source         // sorted by Key
+
+	Containerfile     *rules.File
+	TOMLPath          string // absolute path of package.toml
+	ContainerfilePath string // absolute path of the Containerfile
+
+	rel       string // "packages/<stage>/<name>", for messages
+	m         *manifest
+	src       []byte // the Containerfile text
+	buildArgs map[string]string
+}
+
+// Source is one [sources.<key>] table with its templates expanded.
+type Source struct {
+	Key     string   // as written in package.toml ("M2_Mesoplanet")
+	Hash    string   // sha256 of the file, lower-case hex
+	File    string   // local file name in the fetch directory
+	Format  string   // e.g. "tar.xz"; may be empty
+	Version string   // the source's own version; empty when it uses the package's
+	GitSHA  string   // may be empty
+	Mirrors []string // URLs to try in order
+}
+
+// ID returns "<stage>-<name>", the package's name across the tree, which is
+// also the name of its main image.
+func (p *Package) ID() string { return p.Stage + "-" + p.Name }
+
+// FetchDir returns the directory Fetch fills for p and the build reads
+// p's sources from: <root>/fetch/<stage>/<name>.
+func (t *Tree) FetchDir(p *Package) string {
+	return filepath.Join(t.Root, "fetch", p.Stage, p.Name)
+}
+
+// Package returns the package with the given ID, or nil.
+func (t *Tree) Package(id string) *Package { return t.byID[id] }
+
+// Load reads every package under root/packages/<stage>/<name>/, validates
+// package.toml, resolves versions, expands source templates, parses each
+// Containerfile and links images to the images they reference. Every
+// problem found in a phase is reported, joined, in a stable order.
+func Load(root string) (*Tree, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("loading package tree: %w", err)
+	}
+	dirs, err := discover(abs)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tree{Root: abs, Packages: make([]*Package, len(dirs)), byID: make(map[string]*Package)}
+	errs := make([]error, len(dirs))
+	parallel(len(dirs), func(i int) {
+		t.Packages[i], errs[i] = readPackage(abs, dirs[i][0], dirs[i][1])
+	})
+	if err := joinSorted(errs); err != nil {
+		return nil, err
+	}
+	for _, p := range t.Packages {
+		t.byID[p.ID()] = p
+	}
+	for _, phase := range []func() error{t.resolveVersions, t.expandSources, t.makeImages, t.linkImages} {
+		if err := phase(); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// discover lists the [stage, name] pairs of root/packages, sorted by ID.
+func discover(root string) ([][2]string, error) {
+	pkgRoot := filepath.Join(root, "packages")
+	stages, err := os.ReadDir(pkgRoot)
+	if err != nil {
+		return nil, fmt.Errorf("loading package tree: %w", err)
+	}
+	var dirs [][2]string
+	for _, s := range stages {
+		if !s.IsDir() || strings.HasPrefix(s.Name(), ".") {
+			continue
+		}
+		names, err := os.ReadDir(filepath.Join(pkgRoot, s.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("loading package tree: %w", err)
+		}
+		for _, n := range names {
+			if n.IsDir() && !strings.HasPrefix(n.Name(), ".") {
+				dirs = append(dirs, [2]string{s.Name(), n.Name()})
+			}
+		}
+	}
+	sort.Slice(dirs, func(i, j int) bool {
+		return dirs[i][0]+"-"+dirs[i][1] < dirs[j][0]+"-"+dirs[j][1]
+	})
+	return dirs, nil
+}
+
+// readPackage reads and checks one package's package.toml and Containerfile.
+func readPackage(root, stage, name string) (*Package, error) {
+	rel := path.Join("packages", stage, name)
+	dir := filepath.Join(root, "packages", stage, name)
+	p := &Package{
+		Stage:             stage,
+		Name:              name,
+		Dir:               dir,
+		rel:               rel,
+		TOMLPath:          filepath.Join(dir, "package.toml"),
+		ContainerfilePath: filepath.Join(dir, "Containerfile"),
+	}
+	data, err := os.ReadFile(p.TOMLPath)
+	if err != nil {
+		return nil, &Error{Pos: rules.Pos{File: rel + "/package.toml"}, Msg: readError(err)}
+	}
+	if err := p.decode(rel+"/package.toml", data); err != nil {
+		return nil, err
+	}
+	p.src, err = os.ReadFile(p.ContainerfilePath)
+	if err != nil {
+		return nil, &Error{Pos: rules.Pos{File: rel + "/Containerfile"}, Msg: readError(err)}
+	}
+	p.Containerfile, err = rules.Parse(rel+"/Containerfile", p.src)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func readError(err error) string {
+	if errors.Is(err, os.ErrNotExist) {
+		return "file is missing"
+	}
+	return err.Error()
+}
+
+// decode decodes and checks package.toml (named file in messages) into p.
+func (p *Package) decode(file string, data []byte) error {
+	m, err := decodeManifest(file, data)
+	if err != nil {
+		return err
+	}
+	p.m = m
+	return p.applyManifest()
+}
+
+var hexHash = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+// applyManifest copies the fields of p.m into p and checks what can be
+// checked without looking at other packages.
+func (p *Package) applyManifest() error {
+	m := p.m
+	mp := &m.Package
+	var errs []error
+	switch {
+	case mp.Name == "":
+		errs = append(errs, m.errorf("package", "package.name is missing (want %q)", p.Name))
+	case mp.Name != p.Name:
+		errs = append(errs, m.errorf("package.name", "package.name %q does not match the directory name %q", mp.Name, p.Name))
+	}
+	switch {
+	case mp.Version == "" && mp.VersionFrom == "":
+		errs = append(errs, m.errorf("package", "package needs version or version_from"))
+	case mp.Version != "" && mp.VersionFrom != "":
+		errs = append(errs, m.errorf("package.version_from", "package has both version and version_from"))
+	}
+	p.Version, p.VersionFrom = mp.Version, mp.VersionFrom
+	p.Description, p.License, p.Website = mp.Description, mp.License, mp.Website
+	p.Subpackages = mp.Subpackages
+	for _, s := range mp.Platforms {
+		pl, err := rules.ParsePlatform(s)
+		if err != nil {
+			errs = append(errs, m.errorf("package.platforms", "package.platforms: %v", err))
+			continue
+		}
+		p.Platforms = append(p.Platforms, pl)
+	}
+	for _, key := range sortedKeys(m.Sources) {
+		s := m.Sources[key]
+		k := "sources." + key
+		if s.Hash == "" {
+			errs = append(errs, m.errorf(k, "%s: missing hash", k))
+		} else if !hexHash.MatchString(s.Hash) {
+			errs = append(errs, m.errorf(k+".hash", "%s.hash: want 64 hex digits of sha256, have %q", k, s.Hash))
+		}
+		if len(s.Mirrors) == 0 {
+			errs = append(errs, m.errorf(k, "%s: missing mirrors", k))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resolveVersions follows version_from chains.
+func (t *Tree) resolveVersions() error {
+	var errs []error
+	for _, p := range t.Packages {
+		if err := t.resolveVersion(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return joinSorted(errs)
+}
+
+func (t *Tree) resolveVersion(p *Package) error {
+	var chain []string
+	seen := map[*Package]bool{}
+	for q := p; q.Version == ""; {
+		seen[q] = true
+		chain = append(chain, q.ID())
+		from := t.byID[q.VersionFrom]
+		if from == nil {
+			return q.m.errorf("package.version_from", "package.version_from: unknown package %q%s", q.VersionFrom, suggest(q.VersionFrom, t.packageIDs()))
+		}
+		if seen[from] {
+			return p.m.errorf("package.version_from", "package.version_from: cycle %s -> %s", strings.Join(chain, " -> "), from.ID())
+		}
+		if from.Version != "" {
+			p.Version = from.Version
+			return nil
+		}
+		q = from
+	}
+	return nil
+}
+
+func (t *Tree) packageIDs() []string {
+	ids := make([]string, len(t.Packages))
+	for i, p := range t.Packages {
+		ids[i] = p.ID()
+	}
+	return ids
+}
+
+// expandSources fills in each package's Sources and build args.
+func (t *Tree) expandSources() error {
+	var errs []error
+	for _, p := range t.Packages {
+		if err := p.expandSources(); err != nil {
+			errs = append(errs, err)
+		}
+		p.buildArgs = p.computeBuildArgs()
+	}
+	return joinSorted(errs)
+}
+
+func (p *Package) expandSources() error {
+	var errs []error
+	for _, key := range sortedKeys(p.m.Sources) {
+		s, err := p.expandSource(key, p.m.Sources[key])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.Sources = append(p.Sources, s)
+	}
+	return errors.Join(errs...)
+}
+
+func (p *Package) expandSource(key string, sm sourceManifest) (Source, error) {
+	k := "sources." + key
+	version := p.Version
+	if sm.Version != "" {
+		version = sm.Version
+	}
+	vars := versionVars(version)
+	vars["format"] = sm.Format
+	s := Source{Key: key, Hash: strings.ToLower(sm.Hash), Format: sm.Format, Version: sm.Version, GitSHA: sm.GitSHA}
+	if sm.File != "" {
+		f, err := expand(sm.File, vars)
+		if err != nil {
+			return s, p.m.errorf(k+".file", "%s.file: %v", k, err)
+		}
+		s.File = f
+		vars["file"] = f
+	}
+	for i, mirror := range sm.Mirrors {
+		u, err := expand(mirror, vars)
+		if err != nil {
+			if sm.File == "" && strings.Contains(mirror, "{file}") {
+				err = fmt.Errorf("{file} used but %s.file is not set", k)
+			}
+			return s, p.m.errorf(k+".mirrors", "%s.mirrors[%d]: %v", k, i, err)
+		}
+		s.Mirrors = append(s.Mirrors, u)
+	}
+	if s.File == "" {
+		f, err := fileFromURL(s.Mirrors[0])
+		if err != nil {
+			return s, p.m.errorf(k+".mirrors", "%s.mirrors[0]: %v", k, err)
+		}
+		s.File = f
+	}
+	return s, nil
+}
+
+// fileFromURL returns the last path segment of a URL.
+func fileFromURL(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", err
+	}
+	f := path.Base(u.Path)
+	if strings.HasSuffix(u.Path, "/") || f == "/" || f == "." || f == ".." {
+		return "", fmt.Errorf("%q does not end in a file name: set file", raw)
+	}
+	return f, nil
+}
+
+// parallel calls f(0), ..., f(n-1) on up to GOMAXPROCS goroutines.
+func parallel(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	var next sync.Mutex
+	i := 0
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				next.Lock()
+				j := i
+				i++
+				next.Unlock()
+				if j >= n {
+					return
+				}
+				f(j)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// joinSorted joins the non-nil errors (and the errors they join) sorted by
+// file, line and column, then message, so that parallel work reports in a
+// stable order.
+func joinSorted(errs []error) error {
+	var flat []error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			flat = append(flat, j.Unwrap()...)
+		} else {
+			flat = append(flat, err)
+		}
+	}
+	sort.SliceStable(flat, func(i, j int) bool {
+		pi, pj := errPos(flat[i]), errPos(flat[j])
+		if pi != pj {
+			return pi.File < pj.File || pi.File == pj.File && (pi.Line < pj.Line || pi.Line == pj.Line && pi.Col < pj.Col)
+		}
+		return flat[i].Error() < flat[j].Error()
+	})
+	return errors.Join(flat...)
+}
+
+// errPos returns the position an error reports, or the zero Pos.
+func errPos(err error) rules.Pos {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Pos
+	}
+	var re *rules.Error
+	if errors.As(err, &re) {
+		return re.Pos
+	}
+	return rules.Pos{}
+}
