@@ -1,0 +1,186 @@
+// Command sandbox-bench measures the per-step overhead of sandbox.Run
+// against `runc run` (Debian's runc) on the same root file system, in the
+// same process, runs of the two interleaved: the median wall time of N
+// runs of `true` each, and their ratio. It needs root, /bin/busybox
+// (busybox-static) and runc on PATH.
+//
+//	go run ./cmd/sandbox-bench [-n 50] [-cpuprofile FILE]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/stagex/sxmake/sandbox"
+)
+
+func main() {
+	sandbox.Init()
+	n := flag.Int("n", 50, "runs of each")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the sandbox runs to `file`")
+	only := flag.String("only", "", "run only `which` of sandbox and runc (to measure CPU time)")
+	flag.Parse()
+	if err := bench(*n, *profile, *only); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func bench(n int, profile, only string) error {
+	dir, err := os.MkdirTemp("", "sxmake-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := busyboxRootfs(rootfs); err != nil {
+		return err
+	}
+	s, err := sandbox.New(filepath.Join(dir, "state"))
+	if err != nil {
+		return err
+	}
+	bundle, err := runcBundle(dir, rootfs)
+	if err != nil {
+		return err
+	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var runs []func(int) error
+	var names []string
+	if only != "runc" {
+		names = append(names, "sandbox.Run true")
+		runs = append(runs, func(i int) error { return runSandbox(s, dir, rootfs, i) })
+	}
+	if only != "sandbox" {
+		names = append(names, "runc run true")
+		runs = append(runs, func(i int) error { return runRunc(dir, bundle, i) })
+	}
+	medians, err := interleave(n, runs)
+	if err != nil {
+		return err
+	}
+	for i, name := range names {
+		fmt.Printf("%-18s median %6.1f ms of %d\n", name+":", ms(medians[i]), n)
+	}
+	if len(medians) == 2 {
+		fmt.Printf("ratio sandbox/runc: %.2f\n", float64(medians[0])/float64(medians[1]))
+	}
+	return nil
+}
+
+// interleave runs each of fs once as a warm-up, then n rounds of each in
+// turn (so that both see the same machine load), and returns the median
+// time of each.
+func interleave(n int, fs []func(int) error) ([]time.Duration, error) {
+	times := make([][]time.Duration, len(fs))
+	for round := -1; round < n; round++ {
+		for j, f := range fs {
+			start := time.Now()
+			if err := f(round); err != nil {
+				return nil, err
+			}
+			if round >= 0 {
+				times[j] = append(times[j], time.Since(start))
+			}
+		}
+	}
+	medians := make([]time.Duration, len(fs))
+	for j, ts := range times {
+		slices.Sort(ts)
+		medians[j] = ts[n/2]
+	}
+	return medians, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// runSandbox runs true over rootfs with a fresh upper directory.
+func runSandbox(s *sandbox.Sandbox, dir, rootfs string, i int) error {
+	upper := filepath.Join(dir, fmt.Sprintf("upper%d", i))
+	if err := os.Mkdir(upper, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(upper)
+	res, err := s.Run(context.Background(), sandbox.Spec{Lower: []string{rootfs}, Upper: upper, Args: []string{"/bin/true"}})
+	if err != nil {
+		return err
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("true exited %d: %s", res.ExitCode, res.Log)
+	}
+	return nil
+}
+
+// runcBundle writes a runc bundle (runc's default spec running true) over
+// rootfs.
+func runcBundle(dir, rootfs string) (string, error) {
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.Mkdir(bundle, 0o755); err != nil {
+		return "", err
+	}
+	cmd := exec.Command("runc", "spec", "--bundle", bundle)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("runc spec: %v: %s", err, out)
+	}
+	p := filepath.Join(bundle, "config.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return "", err
+	}
+	spec["root"] = map[string]any{"path": rootfs, "readonly": true}
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []string{"/bin/true"}
+	if b, err = json.Marshal(spec); err != nil {
+		return "", err
+	}
+	return bundle, os.WriteFile(p, b, 0o644)
+}
+
+// runRunc runs the bundle with `runc run`.
+func runRunc(dir, bundle string, i int) error {
+	cmd := exec.Command("runc", "--root", filepath.Join(dir, "runc"), "run", "--bundle", bundle, fmt.Sprintf("bench%d", i+1))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("runc run: %v: %s", err, out)
+	}
+	return nil
+}
+
+// busyboxRootfs makes a rootfs with /bin/busybox and /bin/true.
+func busyboxRootfs(rootfs string) error {
+	for _, d := range []string{"bin", "etc", "dev", "proc", "sys"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			return err
+		}
+	}
+	b, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		return fmt.Errorf("%w (install busybox-static)", err)
+	}
+	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), b, 0o755); err != nil {
+		return err
+	}
+	return os.Symlink("busybox", filepath.Join(rootfs, "bin", "true"))
+}

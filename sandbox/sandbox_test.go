@@ -1,0 +1,292 @@
+package sandbox_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/stagex/sxmake/sandbox"
+	"github.com/stagex/sxmake/sandbox/sandboxtest"
+)
+
+func TestMain(m *testing.M) {
+	sandbox.Init()
+	if os.Getenv("SXMAKE_SANDBOX_HELPER") == "sleep" {
+		sleepHelper()
+	}
+	os.Exit(m.Run())
+}
+
+// sleepHelper runs a step that sleeps an hour, with the state directory,
+// lower and upper named by the environment; TestSweep kills it.
+func sleepHelper() {
+	s, err := sandbox.New(os.Getenv("SXMAKE_SANDBOX_STATE"))
+	if err == nil {
+		_, err = s.Run(context.Background(), sandbox.Spec{
+			Lower: []string{os.Getenv("SXMAKE_SANDBOX_LOWER")},
+			Upper: os.Getenv("SXMAKE_SANDBOX_UPPER"),
+			Args:  []string{"/probe", "spawn", "2"},
+		})
+	}
+	fmt.Fprintln(os.Stderr, "helper:", err)
+	os.Exit(1)
+}
+
+// newSandbox returns a Sandbox whose state lives in a test directory.
+func newSandbox(t *testing.T) *sandbox.Sandbox {
+	t.Helper()
+	sandboxtest.RequiresRoot(t)
+	s, err := sandbox.New(filepath.Join(t.TempDir(), "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// step returns a spec over lower with a fresh upper directory.
+func step(t *testing.T, lower string, args ...string) sandbox.Spec {
+	t.Helper()
+	upper := filepath.Join(t.TempDir(), "upper")
+	if err := os.Mkdir(upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return sandbox.Spec{Lower: []string{lower}, Upper: upper, Args: args}
+}
+
+// mustRun runs spec, fails t on error, and returns the result and stdout.
+func mustRun(t *testing.T, s *sandbox.Sandbox, spec sandbox.Spec) (sandbox.Result, string) {
+	t.Helper()
+	var stdout bytes.Buffer
+	spec.Stdout = &stdout
+	res, err := s.Run(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("Run(%q): %v\nlog:\n%s", spec.Args, err, res.Log)
+	}
+	return res, stdout.String()
+}
+
+func TestRunBusybox(t *testing.T) {
+	s := newSandbox(t)
+	root := sandboxtest.BusyboxRootfs(t)
+	res, out := mustRun(t, s, step(t, root, "/bin/sh", "-c", "echo hello; id"))
+	if res.ExitCode != 0 || out != "hello\nuid=0(root) gid=0(root) groups=0(root)\n" {
+		t.Errorf("exit %d, stdout %q, log %q", res.ExitCode, out, res.Log)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	s := newSandbox(t)
+	busybox := sandboxtest.BusyboxRootfs(t)
+	probe := sandboxtest.ProbeRootfs(t, "amd64")
+	tests := []struct {
+		name string
+		root string
+		args []string
+		want int
+	}{
+		{"true", busybox, []string{"/bin/true"}, 0},
+		{"false", busybox, []string{"/bin/false"}, 1},
+		{"shell exit 7", busybox, []string{"/bin/sh", "-c", "exit 7"}, 7},
+		{"shell exit 255", busybox, []string{"/bin/sh", "-c", "exit 255"}, 255},
+		{"child killed by signal", busybox, []string{"/bin/sh", "-c", "sh -c 'kill -9 $$'; exit $?"}, 128 + 9},
+		{"exec form exit 3", probe, []string{"/probe", "exit", "3"}, 3},
+		{"exec form exit 0", probe, []string{"/probe", "exit", "0"}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, _ := mustRun(t, s, step(t, tc.root, tc.args...))
+			if res.ExitCode != tc.want {
+				t.Errorf("exit code %d, want %d; log:\n%s", res.ExitCode, tc.want, res.Log)
+			}
+		})
+	}
+}
+
+// TestPlatforms runs a static binary of each platform in a rootfs that has
+// nothing else (so exec form needs no shell); arm64 goes through qemu.
+func TestPlatforms(t *testing.T) {
+	s := newSandbox(t)
+	for _, tc := range []struct{ platform, goarch string }{
+		{"linux/amd64", "amd64"},
+		{"", "amd64"},
+		{"linux/386", "386"},
+		{"linux/arm64", "arm64"},
+	} {
+		t.Run(tc.platform, func(t *testing.T) {
+			spec := step(t, sandboxtest.ProbeRootfs(t, tc.goarch), "/probe", "arch")
+			spec.Platform = tc.platform
+			res, out := mustRun(t, s, spec)
+			if diff := cmp.Diff(tc.goarch+"\n", out); res.ExitCode != 0 || diff != "" {
+				t.Errorf("exit %d, stdout (-want +got):\n%s", res.ExitCode, diff)
+			}
+		})
+	}
+}
+
+func TestUserAndCwd(t *testing.T) {
+	s := newSandbox(t)
+	root := sandboxtest.BusyboxRootfs(t)
+	tests := []struct {
+		name, user, cwd string
+		want            string
+	}{
+		{"default", "", "", "0:0 / 0:0\n"},
+		{"name", "nobody", "/", "65534:65534 / 0:0\n"},
+		{"uid:gid", "1000:1001", "/tmp", "1000:1001 /tmp 0:0\n"},
+		{"missing cwd is created for the user", "nobody", "/work/src", "65534:65534 /work/src 65534:65534\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := step(t, root, "/bin/sh", "-c", `echo "$(id -u):$(id -g) $(pwd) $(stat -c %u:%g .)"`)
+			spec.User = tc.user
+			spec.Cwd = tc.cwd
+			_, out := mustRun(t, s, spec)
+			if diff := cmp.Diff(tc.want, out); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestUnknownUserFails(t *testing.T) {
+	s := newSandbox(t)
+	spec := step(t, sandboxtest.BusyboxRootfs(t), "/bin/true")
+	spec.User = "nosuchuser"
+	if _, err := s.Run(context.Background(), spec); err == nil {
+		t.Fatal("Run with an unknown user succeeded")
+	}
+}
+
+func TestMissingExecutableFails(t *testing.T) {
+	s := newSandbox(t)
+	_, err := s.Run(context.Background(), step(t, sandboxtest.ProbeRootfs(t, "amd64"), "/bin/sh", "-c", "true"))
+	if err == nil {
+		t.Fatal("Run of a missing executable succeeded")
+	}
+}
+
+func TestLimits(t *testing.T) {
+	s := newSandbox(t)
+	root := sandboxtest.ProbeRootfs(t, "amd64")
+	tests := []struct {
+		name   string
+		limits sandbox.Limits
+		args   []string
+		exit   int
+	}{
+		{"memory within the limit", sandbox.Limits{Memory: 128 << 20}, []string{"/probe", "alloc", "16"}, 0},
+		{"memory over the limit is killed", sandbox.Limits{Memory: 32 << 20}, []string{"/probe", "alloc", "256"}, 128 + 9},
+		{"tasks within the limit", sandbox.Limits{Pids: 64}, []string{"/probe", "exit", "0"}, 0},
+		// With at most 4 tasks, the probe cannot start 10 children.
+		{"tasks over the limit", sandbox.Limits{Pids: 4}, []string{"/probe", "spawn", "10"}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := step(t, root, tc.args...)
+			spec.Limits = tc.limits
+			res, _ := mustRun(t, s, spec)
+			if res.ExitCode != tc.exit {
+				t.Errorf("exit %d, want %d; log:\n%s", res.ExitCode, tc.exit, res.Log)
+			}
+		})
+	}
+}
+
+func TestLogs(t *testing.T) {
+	s := newSandbox(t)
+	spec := step(t, sandboxtest.BusyboxRootfs(t), "/bin/sh", "-c", "echo out; echo err >&2")
+	var stdout, stderr bytes.Buffer
+	spec.Stdout, spec.Stderr = &stdout, &stderr
+	res, err := s.Run(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The log interleaves the two streams in arrival order, which the
+	// step does not control: compare its lines as a set.
+	logLines := strings.Fields(string(res.Log))
+	slices.Sort(logLines)
+	got := []string{stdout.String(), stderr.String(), strings.Join(logLines, " ")}
+	if diff := cmp.Diff([]string{"out\n", "err\n", "err out"}, got); diff != "" {
+		t.Errorf("stdout, stderr, log lines (-want +got):\n%s", diff)
+	}
+}
+
+func TestTimeNamespace(t *testing.T) {
+	s := newSandbox(t)
+	spec := step(t, sandboxtest.ProbeRootfs(t, "amd64"), "/probe", "clocks")
+	start := time.Now()
+	_, out := mustRun(t, s, spec)
+	elapsed := time.Since(start)
+	var mono, boot int64
+	if _, err := fmt.Sscan(out, &mono, &boot); err != nil {
+		t.Fatalf("parsing %q: %v", out, err)
+	}
+	// The clocks read between 1 and 2 seconds when Run sets them up, and
+	// the step reads them at most the length of Run later.
+	max := 2 + int64(math.Ceil(elapsed.Seconds()))
+	if mono < 1 || mono > max || boot < 1 || boot > max {
+		t.Errorf("CLOCK_MONOTONIC %d s, CLOCK_BOOTTIME %d s; want both in [1, %d]", mono, boot, max)
+	}
+}
+
+func TestInvalidSpec(t *testing.T) {
+	s := newSandbox(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		spec sandbox.Spec
+	}{
+		{"no lower", sandbox.Spec{Upper: dir, Args: []string{"/x"}}},
+		{"no upper", sandbox.Spec{Lower: []string{dir}, Args: []string{"/x"}}},
+		{"no args", sandbox.Spec{Lower: []string{dir}, Upper: dir}},
+		{"relative lower", sandbox.Spec{Lower: []string{"rel"}, Upper: dir, Args: []string{"/x"}}},
+		{"colon in lower", sandbox.Spec{Lower: []string{"/a:b"}, Upper: dir, Args: []string{"/x"}}},
+		{"relative cwd", sandbox.Spec{Lower: []string{dir}, Upper: dir, Args: []string{"/x"}, Cwd: "src"}},
+		{"unknown platform", sandbox.Spec{Lower: []string{dir}, Upper: dir, Args: []string{"/x"}, Platform: "linux/s390x"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Run(context.Background(), tc.spec); err == nil {
+				t.Error("Run succeeded")
+			}
+		})
+	}
+}
+
+// TestManyLowers mounts more layers than fit in one page of overlayfs
+// options with their plain paths.
+func TestManyLowers(t *testing.T) {
+	s := newSandbox(t)
+	base := filepath.Join(t.TempDir(), strings.Repeat("long-directory-name-", 4))
+	var lower []string
+	for i := range 120 {
+		d := filepath.Join(base, fmt.Sprintf("layer-%03d", i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		sandboxtest.WriteFile(t, filepath.Join(d, fmt.Sprintf("f%03d", i)), "")
+		lower = append(lower, d)
+	}
+	lower = append(lower, sandboxtest.ProbeRootfs(t, "amd64"))
+	spec := step(t, lower[0], "/probe", "ls", "/")
+	spec.Lower = lower
+	_, out := mustRun(t, s, spec)
+	n := 0
+	for _, name := range strings.Fields(out) {
+		if strings.HasPrefix(name, "f") {
+			n++
+		}
+	}
+	if n != 120 {
+		t.Errorf("the step sees %d of the 120 layer files:\n%s", n, out)
+	}
+}
