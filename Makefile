@@ -9,7 +9,7 @@ DEMO      := user-hello
 FUZZTIME  ?= 60s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all deps build test lint fuzz bench demo clean
+.PHONY: all deps build test lint fuzz bench compat demo clean
 
 all: build
 
@@ -36,14 +36,22 @@ fuzz: deps
 	  done; \
 	done
 
-# Benchmarks with their peers side by side; see BENCHMARKS.md.
+# Benchmarks: Go micro-benchmarks, then whole commands against their peers
+# (runc, BuildKit) in the same run. Results go in BENCHMARKS.md.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 20x -count 5 ./... | tee bench.out
-	@if [ -x bench/run ]; then bench/run; fi
+	$(GO) test -run '^$$' -bench . -benchtime 10x -count 5 ./... | tee bench.out
+	$(GO) run ./cmd/sxbench -sxmake $(BIN) | tee -a bench.out
 
-# Builds sxmake and runs its main job on the demo tree.
+# Every image of the demo tree built by sxmake and by BuildKit v0.26.3
+# with StageX's flags: the manifest digests must be identical.
+compat: deps build
+	$(GO) run ./cmd/sxcompat -C $(DEMO_TREE) -sxmake $(BIN)
+
+# Builds sxmake and runs its main job on the demo tree: builds the demo
+# target and everything it needs, printing each image's digest (the
+# target's last).
 demo: build
-	$(BIN) -C $(DEMO_TREE) -n $(DEMO)
+	$(BIN) -C $(DEMO_TREE) $(DEMO)
 
 clean:
-	rm -rf bin bench.out
+	rm -rf bin bench.out $(DEMO_TREE)/out

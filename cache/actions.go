@@ -3,13 +3,15 @@ package cache
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
-	"github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The action database, actions.db, is a bbolt file with this bucket tree:
@@ -43,10 +45,10 @@ func (k ActionKey) String() string { return hex.EncodeToString(k[:]) }
 // Result is what an action produced. Blobs it names live in the content
 // store; a Result whose blobs are gone is a miss for the caller.
 type Result struct {
-	Layer     digest.Digest `json:"layer,omitempty"`  // compressed layer blob; empty for a step without a layer
-	DiffID    digest.Digest `json:"diffID,omitempty"` // digest of the uncompressed layer
+	Layer     Digest        `json:"layer"`  // compressed layer blob; zero for a step without a layer
+	DiffID    Digest        `json:"diffID"` // the uncompressed layer's digest (its diffID)
 	LayerSize int64         `json:"layerSize,omitempty"`
-	Log       digest.Digest `json:"log,omitempty"` // the step's output, a blob
+	Log       Digest        `json:"log"` // the step's output, a blob
 	ExitCode  int           `json:"exitCode"`
 	Duration  time.Duration `json:"duration"`
 	Created   time.Time     `json:"created"`
@@ -61,32 +63,52 @@ type Record struct {
 }
 
 // Actions is the action cache: results by key, and the last record of each
-// named action. Each method opens the database only for its transaction,
-// so several processes can share one cache directory; bbolt's file lock
-// serialises them and its copy-on-write pages keep the file consistent if a
-// process dies mid-write.
+// named action. It holds the database open (and so bbolt's file lock) from
+// OpenActions to Close: another process opening the same cache waits for
+// it. Methods are safe for concurrent use. bbolt's copy-on-write pages keep
+// the file consistent if the process dies mid-write.
 type Actions struct {
 	path string
+	db   *bolt.DB
 	now  func() time.Time
+
+	mu      sync.Mutex
+	touched map[ActionKey]Result // hits whose last-use time is to be written
 }
 
-// OpenActions returns the action cache in dir, creating it if needed.
+// OpenActions opens the action cache in dir, creating it if needed. It
+// waits up to two minutes for another process holding it.
 func OpenActions(dir string) (*Actions, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache dir: %w", err)
 	}
-	a := &Actions{path: filepath.Join(dir, "actions.db"), now: time.Now}
-	if err := a.update(func(*bolt.Tx) error { return nil }); err != nil {
+	a := &Actions{path: filepath.Join(dir, "actions.db"), now: time.Now, touched: map[ActionKey]Result{}}
+	db, err := a.open()
+	if err != nil {
 		return nil, err
 	}
+	a.db = db
 	return a, nil
 }
 
+// Close writes the pending last-use times, syncs and closes the database.
+func (a *Actions) Close() error {
+	err := a.flush()
+	if serr := a.db.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := a.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Get returns the result stored under key, or an error wrapping
-// ErrNotFound. A hit refreshes the entry's last-use time at most hourly.
+// ErrNotFound. A hit's last-use time is refreshed, at most hourly, when
+// the cache is closed.
 func (a *Actions) Get(key ActionKey) (Result, error) {
 	var r Result
-	err := a.view(func(tx *bolt.Tx) error {
+	err := a.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketResults).Get(key[:])
 		if v == nil {
 			return fmt.Errorf("action %s: %w", key, ErrNotFound)
@@ -98,11 +120,35 @@ func (a *Actions) Get(key ActionKey) (Result, error) {
 	}
 	if now := a.now(); now.Sub(r.LastUsed) > time.Hour {
 		r.LastUsed = now
-		if err := a.put(bucketResults, key[:], r); err != nil {
-			return Result{}, err
-		}
+		a.mu.Lock()
+		a.touched[key] = r
+		a.mu.Unlock()
 	}
 	return r, nil
+}
+
+// flush writes the last-use times of hits in one transaction.
+func (a *Actions) flush() error {
+	a.mu.Lock()
+	touched := a.touched
+	a.touched = map[ActionKey]Result{}
+	a.mu.Unlock()
+	if len(touched) == 0 {
+		return nil
+	}
+	return a.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketResults)
+		for k, r := range touched {
+			data, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(k[:], data); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Put stores r under key.
@@ -114,6 +160,31 @@ func (a *Actions) Put(key ActionKey, r Result) error {
 		r.LastUsed = r.Created
 	}
 	return a.put(bucketResults, key[:], r)
+}
+
+// PutRun stores the result of an action that ran under key, and rec as
+// the last run of the named action, in one transaction.
+func (a *Actions) PutRun(key ActionKey, r Result, name string, rec Record) error {
+	if r.Created.IsZero() {
+		r.Created = a.now()
+	}
+	if r.LastUsed.IsZero() {
+		r.LastUsed = r.Created
+	}
+	res, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	rc, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	return a.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketResults).Put(key[:], res); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketExplain).Put([]byte(name), rc)
+	})
 }
 
 // LastRecord returns the record of the last run of the named action, or an
@@ -166,28 +237,25 @@ func (a *Actions) put(bucket, key []byte, v any) error {
 	return a.update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put(key, data) })
 }
 
-func (a *Actions) view(fn func(*bolt.Tx) error) error {
-	db, err := a.open()
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.View(fn)
-}
+func (a *Actions) view(fn func(*bolt.Tx) error) error { return a.db.View(fn) }
 
-func (a *Actions) update(fn func(*bolt.Tx) error) error {
-	db, err := a.open()
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	return db.Update(fn)
-}
+func (a *Actions) update(fn func(*bolt.Tx) error) error { return a.db.Update(fn) }
 
 // open opens the database, creating its buckets on first use and starting
-// over on an unknown schema version. The common case costs no write.
+// over on an unknown schema version or a file bbolt finds corrupt. The
+// common case costs no write.
+//
+// Transactions are not synced one by one (Close syncs): a killed process
+// loses nothing, since the kernel keeps its writes, and a power failure
+// can at worst lose recent results or leave a file that is recreated.
 func (a *Actions) open() (*bolt.DB, error) {
-	db, err := bolt.Open(a.path, 0o644, &bolt.Options{Timeout: 2 * time.Minute})
+	db, err := bolt.Open(a.path, 0o644, &bolt.Options{Timeout: 2 * time.Minute, NoSync: true})
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
+		if rerr := os.Remove(a.path); rerr != nil {
+			return nil, fmt.Errorf("removing corrupt action cache: %w", rerr)
+		}
+		db, err = bolt.Open(a.path, 0o644, &bolt.Options{Timeout: 2 * time.Minute, NoSync: true})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening action cache %s: %w", a.path, err)
 	}

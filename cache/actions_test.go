@@ -3,6 +3,8 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -22,13 +24,14 @@ func TestActionsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close()
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	a.now = func() time.Time { return created.Add(time.Minute) }
 	want := Result{
-		Layer:     "sha256:aaaa",
-		DiffID:    "sha256:bbbb",
+		Layer:     DigestOf([]byte("layer")),
+		DiffID:    DigestOf([]byte("tar")),
 		LayerSize: 42,
-		Log:       "sha256:cccc",
+		Log:       DigestOf([]byte("log")),
 		Duration:  3 * time.Second,
 		Created:   created,
 		LastUsed:  created,
@@ -53,6 +56,7 @@ func TestActionsLastUsedRefreshedHourly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close()
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	if err := a.Put(testKey(1), Result{Created: t0}); err != nil {
 		t.Fatal(err)
@@ -60,13 +64,16 @@ func TestActionsLastUsedRefreshedHourly(t *testing.T) {
 	for _, tc := range []struct {
 		now  time.Time
 		want time.Time
-	}{
+	}{ // each Get is followed by a flush, as Close does
 		{t0.Add(30 * time.Minute), t0},                     // recent use: no write
 		{t0.Add(2 * time.Hour), t0.Add(2 * time.Hour)},     // stale: refreshed
 		{t0.Add(150 * time.Minute), t0.Add(2 * time.Hour)}, // recent again
 	} {
 		a.now = func() time.Time { return tc.now }
 		if _, err := a.Get(testKey(1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.flush(); err != nil {
 			t.Fatal(err)
 		}
 		var stored Result
@@ -82,6 +89,7 @@ func TestActionsRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close()
 	if _, err := a.LastRecord("core-llvm/build/3"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("LastRecord before any run: got %v, want ErrNotFound", err)
 	}
@@ -108,15 +116,15 @@ func TestActionsUnknownSchemaStartsOver(t *testing.T) {
 	if err := a.Put(testKey(1), Result{}); err != nil {
 		t.Fatal(err)
 	}
-	db, err := bolt.Open(a.path, 0o644, nil)
+	err = a.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyVersion, []byte("0")) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyVersion, []byte("0")) })
-	db.Close()
-	if err != nil {
+	a.Close()
+	if a, err = OpenActions(dir); err != nil {
 		t.Fatal(err)
 	}
+	defer a.Close()
 	if _, err := a.Get(testKey(1)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get from a database of schema 0: got %v, want ErrNotFound", err)
 	}
@@ -125,8 +133,8 @@ func TestActionsUnknownSchemaStartsOver(t *testing.T) {
 	}
 }
 
-// Several handles on one directory (as several sxmake processes have) can
-// write at once without losing an entry.
+// Several handles on one directory (as several sxmake processes have),
+// each opened in turn while the others wait, lose no entry.
 func TestActionsConcurrentWriters(t *testing.T) {
 	dir := t.TempDir()
 	const writers, each = 4, 25
@@ -141,6 +149,7 @@ func TestActionsConcurrentWriters(t *testing.T) {
 				errs <- err
 				return
 			}
+			defer a.Close()
 			for i := 0; i < each; i++ {
 				if err := a.Put(testKey(w*each+i), Result{ExitCode: w}); err != nil {
 					errs <- err
@@ -155,9 +164,31 @@ func TestActionsConcurrentWriters(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := OpenActions(dir)
+	defer a.Close()
 	n := 0
 	a.Walk(func(ActionKey, Result) error { n++; return nil })
 	if n != writers*each {
 		t.Errorf("found %d results, want %d", n, writers*each)
+	}
+}
+
+// A database file bbolt cannot read (here: garbage, as a torn write after
+// a power failure could leave) is recreated, not an error.
+func TestActionsCorruptFileStartsOver(t *testing.T) {
+	dir := t.TempDir()
+	garbage := make([]byte, 8192)
+	for i := range garbage {
+		garbage[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "actions.db"), garbage, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := OpenActions(dir)
+	if err != nil {
+		t.Fatalf("opening over a corrupt file: %v", err)
+	}
+	defer a.Close()
+	if err := a.Put(testKey(1), Result{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/zeebo/blake3"
@@ -40,13 +41,18 @@ func (in *inputs) addf(label, format string, args ...any) {
 // key hashes the lines with BLAKE3. Lines are length-prefixed, so no two
 // different input lists hash alike by shifting bytes between lines.
 func (in *inputs) key() cache.ActionKey {
-	h := blake3.New()
+	n := 0
 	for _, l := range in.lines {
-		fmt.Fprintf(h, "%d:%s\n", len(l), l)
+		n += len(l) + 8
 	}
-	var k cache.ActionKey
-	copy(k[:], h.Sum(nil))
-	return k
+	buf := make([]byte, 0, n)
+	for _, l := range in.lines {
+		buf = strconv.AppendInt(buf, int64(len(l)), 10)
+		buf = append(buf, ':')
+		buf = append(buf, l...)
+		buf = append(buf, '\n')
+	}
+	return cache.ActionKey(blake3.Sum256(buf))
 }
 
 // explain returns the lines of now that differ from the lines of before,

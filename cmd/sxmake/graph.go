@@ -46,9 +46,8 @@ to what it needs.`,
 				writeDot(cmd.OutOrStdout(), order)
 				return nil
 			}
-			seen := map[*packages.Image]bool{}
 			for _, t := range targets {
-				writeTree(cmd.OutOrStdout(), t, "", "", seen)
+				writeTree(cmd.OutOrStdout(), t, "", "", map[*packages.Image]bool{})
 			}
 			return nil
 		},

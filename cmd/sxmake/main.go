@@ -9,14 +9,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
+	"github.com/stagex/sxmake/sandbox"
 )
 
 func main() {
+	// When this process is a sandboxed step's init, Init never returns.
+	sandbox.Init()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -32,6 +36,13 @@ func usagef(format string, args ...any) error {
 
 // run executes one sxmake command line and returns its exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	if path := os.Getenv("SXMAKE_CPUPROFILE"); path != "" {
+		// For profiling sxmake itself; see BENCHMARKS.md.
+		if f, err := os.Create(path); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	root := newRootCmd()
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -67,7 +78,8 @@ type globalFlags struct {
 
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
-	var dryRun bool
+	var dryRun, explain bool
+	bf := &buildFlags{}
 	root := &cobra.Command{
 		Use:   "sxmake [flags] TARGET...",
 		Short: "Build StageX packages reproducibly, without Docker",
@@ -84,18 +96,29 @@ only one stage has it. Subpackages are images too (core-clang).`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !dryRun {
-				return usagef("building is not implemented yet; use -n to print the plan")
+			if dryRun || explain {
+				return printPlan(cmd.Context(), cmd.OutOrStdout(), g, bf, explain, args)
 			}
-			return printPlan(cmd.OutOrStdout(), g, args)
+			return build(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf, args)
 		},
 	}
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.dir, "directory", "C", ".", "the package tree (the directory holding packages/)")
 	pf.StringVar(&g.platform, "platform", "", "target platform for packages that name none (default: the host's)")
-	root.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "print what would be built, in order, without building")
+	f := root.Flags()
+	f.BoolVarP(&dryRun, "dry-run", "n", false, "print what would be built, in order, without building")
+	f.BoolVar(&explain, "explain", false, "like -n, and say for each action to run which input changed since it last ran")
+	f.IntVarP(&bf.jobs, "jobs", "j", 0, "run at most N actions at once (default: the number of CPUs)")
+	f.BoolVarP(&bf.keepGoing, "keep-going", "k", false, "after a failure, keep building what does not depend on it")
+	f.BoolVar(&bf.noCache, "no-cache", false, "run every action, ignoring cached results")
+	f.StringVarP(&bf.outDir, "output", "o", "", "write image layouts to DIR/<image> (default: out/ in the tree)")
+	f.StringSliceVar(&bf.network, "allow-network", nil, "let RUN steps of these images use the host network (unless --network=none)")
+	f.StringVar(&bf.progress, "progress", "auto", "progress output: auto, tty or plain")
+	f.BoolVar(&bf.json, "json", false, "print build events as JSON lines on stdout")
+	root.PersistentFlags().BoolVar(&bf.offline, "offline", false, "download nothing: fail before building when a source is missing")
+	root.PersistentFlags().StringVar(&bf.cacheDir, "cache-dir", "", "the cache directory (default: $XDG_CACHE_HOME/sxmake or ~/.cache/sxmake)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newGraphCmd(g), newLsCmd(g))
+	root.AddCommand(newGraphCmd(g), newLsCmd(g), newFetchCmd(g, bf))
 	return root
 }
 

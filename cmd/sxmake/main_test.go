@@ -47,6 +47,7 @@ func TestScripts(t *testing.T) {
 func TestExitStatus(t *testing.T) {
 	td := repoTestdata(t)
 	demo := filepath.Join(td, "stagex")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	bad := func(name string) string { return filepath.Join(td, "malformed", name) }
 	tests := []struct {
 		name       string
@@ -87,5 +88,28 @@ func TestExitStatus(t *testing.T) {
 				t.Errorf("unexpected stderr:\n%s", stderr.String())
 			}
 		})
+	}
+}
+
+type malformedCase struct {
+	dir    string // under testdata/malformed
+	target string
+	want   string // the first line of the error, file:line:col first
+}
+
+// malformedCases has one tree per class of definition error.
+func malformedCases() []malformedCase {
+	return []malformedCase{
+		{"syntax", "core-app", "packages/core/app/Containerfile:2:5: unterminated heredoc"},
+		{"unknown-instruction", "core-app", "packages/core/app/Containerfile:2:1: unknown instruction: RUNN (did you mean RUN?)"},
+		{"unknown-flag", "core-app", "packages/core/app/Containerfile:7:6: unknown flag: --frm (did you mean from?)"},
+		{"undefined-stage", "core-app", `packages/core/app/Containerfile:7:1: "biuld" is neither a stage of this Containerfile nor a stagex/ image; did you mean build?`},
+		{"missing-package", "core-app", "packages/core/app/Containerfile:1:1: unknown image stagex/core-busybx; did you mean core-busybox?"},
+		{"cycle", "core-a", "dependency cycle: core-a -> core-b -> core-c -> core-a"},
+		{"bad-toml", "core-app", "packages/core/app/package.toml:3:15: "},
+		{"missing-hash", "core-app", "packages/core/app/package.toml:5:1: sources.app: missing hash"},
+		{"bad-template", "core-app", "packages/core/app/package.toml:7:1: sources.app.mirrors[0]: unknown template {verison}"},
+		{"unknown-key", "core-app", "packages/core/app/package.toml:4:1: unknown key package.platfroms"},
+		{"name-mismatch", "core-app", `packages/core/app/package.toml:2:1: package.name "ap" does not match the directory name "app"`},
 	}
 }

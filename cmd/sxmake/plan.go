@@ -1,34 +1,30 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sort"
+	"strings"
+	"sync"
 
 	"github.com/stagex/sxmake/engine"
+	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 )
 
 // printPlan prints, for `sxmake -n`, every image the targets need in build
 // order with its build args and the evaluated steps of each stage.
-func printPlan(w io.Writer, g *globalFlags, names []string) error {
-	tree, err := g.load()
+//
+// Each step with an action is marked "cached" when the cache has its
+// result, "run" otherwise; with explain, the inputs that changed since the
+// action last ran follow each first action to run.
+func printPlan(ctx context.Context, w io.Writer, g *globalFlags, bf *buildFlags, explain bool, names []string) error {
+	plan, tree, err := makePlan(g, names)
 	if err != nil {
 		return err
 	}
-	targets, err := resolve(tree, names)
-	if err != nil {
-		return err
-	}
-	var opts []engine.PlanOption
-	if g.platform != "" {
-		p, err := rules.ParsePlatform(g.platform)
-		if err != nil {
-			return usagef("--platform: %v", err)
-		}
-		opts = append(opts, engine.WithPlatform(p))
-	}
-	plan, err := engine.NewPlan(tree, targets, opts...)
+	st, err := dryRun(ctx, tree, plan, bf)
 	if err != nil {
 		return err
 	}
@@ -36,12 +32,72 @@ func printPlan(w io.Writer, g *globalFlags, names []string) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		writeImagePlan(w, i+1, len(plan.Images), ip)
+		writeImagePlan(w, i+1, len(plan.Images), ip, st, explain)
 	}
 	return nil
 }
 
-func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan) {
+// actionStatus is what a dry run found for one action.
+type actionStatus struct {
+	cached  bool
+	explain []string // set for the first action to run of an image
+}
+
+// dryRun looks up every action of plan in the cache without running any.
+func dryRun(ctx context.Context, tree *packages.Tree, plan *engine.Plan, bf *buildFlags) (map[string]actionStatus, error) {
+	var mu sync.Mutex
+	status := map[string]actionStatus{}
+	events := func(ev engine.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch ev.Kind {
+		case engine.ActionCached:
+			status[ev.Name] = actionStatus{cached: true}
+		case engine.ActionWouldRun:
+			status[ev.Name] = actionStatus{explain: ev.Explain}
+		}
+	}
+	opts := append(bf.options(), engine.WithDryRun(), engine.WithEvents(events))
+	b, err := engine.NewBuilder(tree, bf.cacheDirOrDefault(), nil, opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	if _, err := b.Build(ctx, plan); err != nil {
+		return nil, err
+	}
+	return status, nil
+}
+
+// makePlan loads the tree and plans the named targets.
+func makePlan(g *globalFlags, names []string) (*engine.Plan, *packages.Tree, error) {
+	var opts []engine.PlanOption
+	if g.platform != "" {
+		p, err := rules.ParsePlatform(g.platform)
+		if err != nil {
+			return nil, nil, usagef("--platform: %v", err)
+		}
+		if p.OS != "linux" {
+			return nil, nil, usagef("--platform %s: sxmake builds linux images only", g.platform)
+		}
+		opts = append(opts, engine.WithPlatform(p))
+	}
+	tree, err := g.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	targets, err := resolve(tree, names)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := engine.NewPlan(tree, targets, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return plan, tree, nil
+}
+
+func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[string]actionStatus, explain bool) {
 	pkg := ip.Image.Package
 	fmt.Fprintf(w, "# %d/%d %s\n", n, total, ip.Image.Name)
 	fmt.Fprintf(w, "package    packages/%s/%s %s\n", pkg.Stage, pkg.Name, pkg.Version)
@@ -57,10 +113,31 @@ func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan) {
 	}
 	for _, st := range ip.Build.Stages {
 		fmt.Fprintf(w, "stage %d %s FROM %s\n", st.Index, stageLabel(st), baseLabel(st.Base))
-		for _, step := range st.Steps {
-			fmt.Fprintf(w, "  %d:%d\t%s\n", step.Pos.Line, step.Pos.Col, step)
+		for i, step := range st.Steps {
+			// Multi-line steps (heredocs) keep their lines, indented.
+			text := strings.ReplaceAll(step.String(), "\n", "\n\t\t")
+			mark := ""
+			s, known := status[engine.ActionName(ip.Image.Name, st, i)]
+			switch {
+			case !hasAction(step):
+			case known && s.cached:
+				mark = "cached"
+			default:
+				mark = "run"
+			}
+			fmt.Fprintf(w, "  %d:%d\t%s\t%s\n", step.Pos.Line, step.Pos.Col, mark, text)
+			if explain {
+				for _, e := range s.explain {
+					fmt.Fprintf(w, "\t\texplain: %s\n", e)
+				}
+			}
 		}
 	}
+}
+
+// hasAction reports whether step is an action (it makes a layer).
+func hasAction(step *rules.Step) bool {
+	return step.Kind != rules.Config || !step.EmptyLayer
 }
 
 func targetName(b *rules.Build) string {

@@ -1,0 +1,140 @@
+package cache
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// ChainID names a stack of layers by content: the chain ID of the OCI
+// image spec, sha256(parent chain ID + " " + diffID), the diffID itself for
+// the bottom layer.
+type ChainID Digest
+
+// Chain returns the chain ID of the layer diffID on top of parent; a zero
+// parent means diffID is the bottom layer.
+func Chain(parent ChainID, diffID Digest) ChainID {
+	if Digest(parent).IsZero() {
+		return ChainID(diffID)
+	}
+	return ChainID(sha256.Sum256([]byte(Digest(parent).String() + " " + diffID.String())))
+}
+
+// String returns "sha256:<hex>".
+func (c ChainID) String() string { return Digest(c).String() }
+
+// Snapshots holds unpacked layers, one directory per chain ID, each in
+// overlayfs upper-dir form (deletions are whiteouts: 0/0 character devices)
+// so that a stack of them mounts as overlay lower dirs. A snapshot dir is
+// complete once it has its final name: it is built under tmp/ and renamed.
+type Snapshots struct {
+	dir string
+}
+
+// OpenSnapshots returns the snapshot store in dir, creating it if needed.
+// Leftovers of interrupted work in its tmp/ are removed.
+func OpenSnapshots(dir string) (*Snapshots, error) {
+	s := &Snapshots{dir: dir}
+	for _, d := range []string{dir, s.tmpDir(), s.emptyDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("creating snapshot store: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Snapshots) tmpDir() string   { return filepath.Join(s.dir, "tmp") }
+func (s *Snapshots) emptyDir() string { return filepath.Join(s.dir, "empty") }
+
+// Path returns the directory of chain c. Names are the first 16 hex digits
+// of the chain ID, short because overlayfs takes every lower dir in one
+// page of mount options.
+func (s *Snapshots) Path(c ChainID) string {
+	return filepath.Join(s.dir, Digest(c).Hex()[:16])
+}
+
+// Has reports whether the snapshot of c is complete.
+func (s *Snapshots) Has(c ChainID) bool {
+	_, err := os.Lstat(s.Path(c))
+	return err == nil
+}
+
+// Empty returns an empty directory, the file system of scratch.
+func (s *Snapshots) Empty() string { return s.emptyDir() }
+
+// Prepare returns a fresh empty upper dir and its overlay work dir (same
+// file system, as overlayfs requires), to be passed to Commit or Discard.
+func (s *Snapshots) Prepare() (upper, work string, err error) {
+	d, err := os.MkdirTemp(s.tmpDir(), "s")
+	if err != nil {
+		return "", "", fmt.Errorf("preparing snapshot: %w", err)
+	}
+	upper, work = filepath.Join(d, "u"), filepath.Join(d, "w")
+	for _, p := range []string{upper, work} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return "", "", fmt.Errorf("preparing snapshot: %w", err)
+		}
+	}
+	return upper, work, nil
+}
+
+// Commit makes the prepared upper dir the snapshot of c. If another build
+// committed c meanwhile, the prepared one is discarded.
+func (s *Snapshots) Commit(upper string, c ChainID) error {
+	defer s.Discard(upper)
+	if err := os.Rename(upper, s.Path(c)); err != nil && !s.Has(c) {
+		return fmt.Errorf("committing snapshot %s: %w", c, err)
+	}
+	return nil
+}
+
+// Discard removes a prepared upper dir and its work dir.
+func (s *Snapshots) Discard(upper string) {
+	os.RemoveAll(filepath.Dir(upper))
+}
+
+// Mount mounts the overlay of lowers (top first) under upper at target;
+// without upper the mount is read-only. The caller unmounts it with
+// Unmount.
+func Mount(target string, lowers []string, upper, work string) error {
+	if len(lowers) == 0 {
+		return errors.New("overlay mount needs at least one lower dir")
+	}
+	opts := "lowerdir=" + strings.Join(lowers, ":")
+	flags := uintptr(0)
+	if upper != "" {
+		opts += ",upperdir=" + upper + ",workdir=" + work
+	} else {
+		flags = unix.MS_RDONLY
+	}
+	if len(opts) >= os.Getpagesize() {
+		return fmt.Errorf("overlay mount of %d layers: options exceed one page", len(lowers))
+	}
+	if err := unix.Mount("overlay", target, "overlay", flags, opts); err != nil {
+		return fmt.Errorf("mounting overlay at %s: %w", target, err)
+	}
+	return nil
+}
+
+// Unmount detaches the mount at target.
+func Unmount(target string) error {
+	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmounting %s: %w", target, err)
+	}
+	return nil
+}
+
+// MkdirTemp makes a scratch directory (a mount point, say) on the snapshot
+// store's file system; the caller removes it.
+func (s *Snapshots) MkdirTemp() (string, error) {
+	d, err := os.MkdirTemp(s.tmpDir(), "m")
+	if err != nil {
+		return "", fmt.Errorf("snapshot store: %w", err)
+	}
+	return d, nil
+}

@@ -1,0 +1,198 @@
+// Package oracle drives BuildKit v0.26.3, the reference sxmake's output is
+// compared with and its speed measured against. BuildKit is never imported:
+// its buildkitd and buildctl binaries are built by
+// testdata/oracle/run-oracle.sh into a cache directory outside the
+// repository and run as separate processes.
+package oracle
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/stagex/sxmake/packages"
+)
+
+// Dir is where the oracle's binaries and daemon state live.
+func Dir() string {
+	if d := os.Getenv("SXMAKE_ORACLE_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "sxmake-oracle")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "sxmake-oracle")
+}
+
+// Setup builds the oracle's binaries unless they exist, with the script
+// in repo (the repository root).
+func Setup(repo string) error {
+	cmd := exec.Command("sh", filepath.Join(repo, "testdata", "oracle", "run-oracle.sh"), "setup")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("setting up the BuildKit oracle: %w", err)
+	}
+	return nil
+}
+
+// Daemon is a running buildkitd with a state of its own.
+type Daemon struct {
+	bin  string
+	sock string
+	cmd  *exec.Cmd
+}
+
+// Start starts buildkitd with an empty state directory (it needs root and
+// runc on PATH).
+func Start() (*Daemon, error) {
+	dir := Dir()
+	d := &Daemon{bin: filepath.Join(dir, "bin"), sock: filepath.Join(dir, "bench.sock")}
+	root := filepath.Join(dir, "bench-root")
+	os.RemoveAll(root)
+	os.Remove(d.sock)
+	d.cmd = exec.Command(filepath.Join(d.bin, "buildkitd"), "--root", root,
+		"--addr", "unix://"+d.sock, "--oci-worker-snapshotter", "overlayfs")
+	logf, err := os.Create(filepath.Join(dir, "bench-buildkitd.log"))
+	if err != nil {
+		return nil, err
+	}
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	if err := d.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting buildkitd: %w", err)
+	}
+	for i := 0; ; i++ {
+		if exec.Command(filepath.Join(d.bin, "buildctl"), "--addr", "unix://"+d.sock, "debug", "workers").Run() == nil {
+			return d, nil
+		}
+		if i == 100 {
+			d.Stop()
+			return nil, errors.New("buildkitd did not start; see " + logf.Name())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Stop stops the daemon.
+func (d *Daemon) Stop() {
+	d.cmd.Process.Kill()
+	d.cmd.Wait()
+}
+
+var manifestRE = regexp.MustCompile(`exporting manifest sha256:([0-9a-f]{64})`)
+
+// Build builds img of tree as StageX's Makefile does with docker buildx:
+// the package directory (with its fetched sources as fetch/) as context,
+// the named context fetch, each dependency as an oci-layout context from
+// outRoot, and StageX's output options. The layout goes to
+// outRoot/<image>; the result is the per-platform manifest digest.
+func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.Image, outRoot string, noCache bool) (string, error) {
+	pkg := img.Package
+	work, err := os.MkdirTemp("", "sxmake-oracle-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	contextDir := filepath.Join(work, "context")
+	if err := exec.Command("cp", "-a", pkg.Dir, contextDir).Run(); err != nil {
+		return "", fmt.Errorf("copying %s: %w", pkg.Dir, err)
+	}
+	fetch := tree.FetchDir(pkg)
+	os.MkdirAll(fetch, 0o755)
+	if err := exec.Command("cp", "-a", fetch, filepath.Join(contextDir, "fetch")).Run(); err != nil {
+		return "", fmt.Errorf("copying %s: %w", fetch, err)
+	}
+	args := []string{"--addr", "unix://" + d.sock, "build", "--progress=plain",
+		"--frontend", "dockerfile.v0",
+		"--local", "context=" + contextDir, "--local", "dockerfile=" + contextDir,
+		"--opt", "filename=Containerfile", "--opt", "platform=" + platform(pkg),
+		"--local", "fetch=" + fetch, "--opt", "context:fetch=local:fetch",
+		"--opt", "build-arg:BUILDKIT_MULTI_PLATFORM=1",
+	}
+	if img.Target != "" {
+		args = append(args, "--opt", "target="+img.Target)
+	}
+	buildArgs := pkg.BuildArgs()
+	keys := make([]string, 0, len(buildArgs))
+	for k := range buildArgs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--opt", "build-arg:"+k+"="+buildArgs[k])
+	}
+	for i, dep := range img.Deps {
+		idx, err := topManifest(filepath.Join(outRoot, dep.Name))
+		if err != nil {
+			return "", err
+		}
+		name := fmt.Sprintf("dep%d", i)
+		args = append(args, "--oci-layout", name+"="+filepath.Join(outRoot, dep.Name),
+			"--opt", "context:stagex/"+dep.Name+"="+"oci-layout://"+name+"@"+idx)
+	}
+	if noCache {
+		args = append(args, "--no-cache")
+	}
+	tarball := filepath.Join(work, "out.tar")
+	args = append(args, "--output", "type=oci,name="+img.Name+",rewrite-timestamp=true,force-compression=true,"+
+		"annotation.org.opencontainers.image.version="+pkg.Version+","+
+		"annotation.org.opencontainers.image.created=1970-01-01T00:00:01Z,"+
+		"annotation.containerd.io/distribution.source.docker.io=stagex/"+img.Name+",tar=true,dest="+tarball)
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "buildctl"), args...)
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1", "TZ=UTC", "LANG=C.UTF-8", "LC_ALL=C")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("buildctl %s: %w\n%s", img.Name, err, tail(out.String(), 30))
+	}
+	m := manifestRE.FindStringSubmatch(out.String())
+	if m == nil {
+		return "", fmt.Errorf("buildctl %s: no manifest digest in its output", img.Name)
+	}
+	dest := filepath.Join(outRoot, img.Name)
+	os.RemoveAll(dest)
+	os.MkdirAll(dest, 0o755)
+	if err := exec.Command("tar", "-C", dest, "-xf", tarball).Run(); err != nil {
+		return "", fmt.Errorf("extracting %s: %w", tarball, err)
+	}
+	return m[1], nil
+}
+
+// platform is the platform StageX builds pkg for.
+func platform(pkg *packages.Package) string {
+	if len(pkg.Platforms) > 0 {
+		return pkg.Platforms[0].String()
+	}
+	return "linux/amd64"
+}
+
+var digestRE = regexp.MustCompile(`"digest":"(sha256:[0-9a-f]{64})"`)
+
+// topManifest is the digest of the first manifest index.json points at.
+func topManifest(layout string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err != nil {
+		return "", err
+	}
+	m := digestRE.FindSubmatch(data)
+	if m == nil {
+		return "", fmt.Errorf("%s/index.json: no manifest", layout)
+	}
+	return string(m[1]), nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/stagex/sxmake/engine"
+	"github.com/stagex/sxmake/packages"
+)
+
+func newFetchCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "fetch TARGET...",
+		Short: "Download the sources of the targets and everything they need",
+		Long: `Download every declared source of the targets' closure into
+fetch/<stage>/<name>/, trying each source's mirrors in order. A file is
+kept only when its sha256 matches package.toml; an interrupted download is
+resumed. Files already present and right are not downloaded again.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("fetch needs at least one target")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			plan, tree, err := makePlan(g, args)
+			if err != nil {
+				return err
+			}
+			return fetchSources(cmd.Context(), cmd.ErrOrStderr(), tree, plan, bf.offline)
+		},
+	}
+}
+
+// fetchSources fetches plan's sources with a progress bar on a terminal
+// and one line per package otherwise.
+func fetchSources(ctx context.Context, stderr io.Writer, tree *packages.Tree, plan *engine.Plan, offline bool) error {
+	total := len(plan.Packages())
+	var mu sync.Mutex
+	var report func(pkg *packages.Package, err error)
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !offline {
+		bar := progressbar.NewOptions(total, progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription("fetching sources"), progressbar.OptionShowCount(),
+			progressbar.OptionClearOnFinish())
+		report = func(*packages.Package, error) { mu.Lock(); bar.Add(1); mu.Unlock() }
+	} else {
+		report = func(pkg *packages.Package, err error) {
+			if len(pkg.Sources) == 0 || offline && err == nil {
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				fmt.Fprintf(stderr, "[%s] sources ok\n", pkg.ID())
+			}
+		}
+	}
+	opts := []engine.FetchOption{engine.WithFetchDone(report)}
+	if offline {
+		opts = append(opts, engine.Offline())
+	}
+	return engine.Fetch(ctx, tree, plan, opts...)
+}

@@ -1,0 +1,320 @@
+package engine
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/stagex/sxmake/cache"
+	"github.com/stagex/sxmake/engine/image"
+)
+
+// action is a step bound to its inputs: the unit that is keyed, cached and
+// run. apply makes the step's changes: it gets the parent's snapshot dirs
+// (top first; the empty dir for scratch) and a fresh upper dir whose
+// content, diffed against the parent, becomes the action's layer.
+type action struct {
+	name   string // stable across runs, for --explain
+	label  string // for progress
+	in     *inputs
+	parent *state
+	apply  func(ctx context.Context, lowers []string, upper, work string, log io.Writer) error
+	// process is set by apply when it ran a process: how long it ran.
+	process time.Duration
+}
+
+// do returns the layer of a, from the cache when its key has a result
+// whose blob is still stored, by running it otherwise. Two images built at
+// once from the same Containerfile stage (a package and its subpackage)
+// share their actions: the second waits for the first's result.
+func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
+	b := ib.b
+	key := a.in.key()
+	f, leader := b.flight(key)
+	if !leader {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if !b.noCache || !leader {
+		if l, ok := ib.lookup(key, a.parent); ok {
+			ib.cached++
+			b.events(Event{Kind: ActionCached, Image: ib.ip.Image.Name, Action: a.label, Name: a.name})
+			if leader {
+				b.land(key, f)
+			}
+			return l, nil
+		}
+	}
+	if !leader {
+		// The other run failed or was not kept: run it here.
+		return ib.do(ctx, a)
+	}
+	defer b.land(key, f)
+	if b.dryRun {
+		b.events(Event{Kind: ActionWouldRun, Image: ib.ip.Image.Name, Action: a.label, Name: a.name, Explain: ib.explain(a)})
+		return nil, ErrWouldRun
+	}
+	if err := b.acquire(ctx); err != nil {
+		return nil, err
+	}
+	defer b.release()
+	b.events(Event{Kind: ActionStarted, Image: ib.ip.Image.Name, Action: a.label})
+	start := time.Now()
+	l, logData, err := ib.run1(ctx, a)
+	d := time.Since(start)
+	if err != nil {
+		b.events(Event{Kind: ActionFailed, Image: ib.ip.Image.Name, Action: a.label, Duration: d, Err: err, Log: logData})
+		return nil, err
+	}
+	var logDigest cache.Digest
+	if len(logData) > 0 {
+		if logDigest, _, err = b.store.Ingest(bytes.NewReader(logData), cache.Digest{}); err != nil {
+			return nil, err
+		}
+	}
+	res := cache.Result{Layer: l.Digest, DiffID: cache.Digest(l.DiffID), LayerSize: l.Size, Log: logDigest, Duration: d}
+	if err := b.actions.PutRun(key, res, a.name, cache.Record{Key: key.String(), Inputs: a.in.lines}); err != nil {
+		return nil, err
+	}
+	ib.ran++
+	b.events(Event{Kind: ActionDone, Image: ib.ip.Image.Name, Action: a.label, Name: a.name, Duration: d, Process: a.process})
+	return l, nil
+}
+
+// inFlight is an action being looked up or run; done closes when it ends.
+type inFlight struct{ done chan struct{} }
+
+// flight returns the flight of key, and whether the caller leads it (and
+// must land it).
+func (b *Builder) flight(key cache.ActionKey) (*inFlight, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f, ok := b.flights[key]; ok {
+		return f, false
+	}
+	f := &inFlight{done: make(chan struct{})}
+	b.flights[key] = f
+	return f, true
+}
+
+// land ends the flight of key.
+func (b *Builder) land(key cache.ActionKey, f *inFlight) {
+	b.mu.Lock()
+	delete(b.flights, key)
+	b.mu.Unlock()
+	close(f.done)
+}
+
+// ErrWouldRun ends a dry run of an image at its first action to run: what
+// follows depends on that action's output, which only running it can tell.
+var ErrWouldRun = errors.New("would run")
+
+// explain says why a has no cached result: each input that changed since
+// the action last ran, or that it never ran.
+func (ib *imageBuild) explain(a *action) []string {
+	if ib.b.noCache {
+		return []string{"--no-cache"}
+	}
+	rec, err := ib.b.actions.LastRecord(a.name)
+	if err != nil {
+		return []string{"never ran"}
+	}
+	lines := explain(rec.Inputs, a.in.lines)
+	if len(lines) == 0 {
+		// Same inputs, but the result or its blob is gone.
+		return []string{"result missing from the cache"}
+	}
+	return lines
+}
+
+// lookup returns the cached layer of key, if its blob is in the store.
+func (ib *imageBuild) lookup(key cache.ActionKey, parent *state) (*layer, bool) {
+	res, err := ib.b.actions.Get(key)
+	if err != nil || res.Layer.IsZero() {
+		return nil, false
+	}
+	if size, err := ib.b.store.Size(res.Layer); err != nil || size != res.LayerSize {
+		return nil, false
+	}
+	l := &layer{Layer: image.Layer{
+		Descriptor: image.Descriptor{
+			MediaType:   image.MediaTypeLayerGzip,
+			Digest:      res.Layer,
+			Size:        res.LayerSize,
+			Annotations: map[string]string{image.AnnotationRewrittenTimestamp: fmt.Sprint(epoch.Unix())},
+		},
+		DiffID: image.DiffID(res.DiffID),
+	}}
+	l.chain = cache.Chain(parent.chain(), res.DiffID)
+	return l, true
+}
+
+// run1 runs a: prepares the parent's snapshots and an upper dir, applies
+// the step, diffs the upper dir into a layer blob and keeps the upper dir
+// as the new snapshot.
+func (ib *imageBuild) run1(ctx context.Context, a *action) (*layer, []byte, error) {
+	b := ib.b
+	lowers, err := b.lowerDirs(a.parent.layers)
+	if err != nil {
+		return nil, nil, err
+	}
+	upper, work, err := b.snaps.Prepare()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer b.snaps.Discard(upper)
+	var log bytes.Buffer
+	w := &eventWriter{buf: &log, emit: func(p []byte) {
+		b.events(Event{Kind: ActionLog, Image: ib.ip.Image.Name, Action: a.label, Log: p})
+	}}
+	if err := a.apply(ctx, lowers, upper, work, w); err != nil {
+		return nil, log.Bytes(), err
+	}
+	l, err := b.commitLayer(ctx, a.parent, upper)
+	return l, log.Bytes(), err
+}
+
+// eventWriter keeps what a step prints and reports it as events.
+type eventWriter struct {
+	buf  *bytes.Buffer
+	emit func([]byte)
+}
+
+func (w *eventWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	w.emit(append([]byte(nil), p...))
+	return len(p), nil
+}
+
+// commitLayer turns upper, the changes made over parent, into a layer blob
+// in the content store and a snapshot.
+func (b *Builder) commitLayer(ctx context.Context, parent *state, upper string) (*layer, error) {
+	view, release, err := b.view(parent.layers)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(image.WriteDiff(ctx, pw, upper, view)) }()
+	w, err := b.store.Writer()
+	if err != nil {
+		pr.CloseWithError(err)
+		return nil, err
+	}
+	defer w.Close()
+	il, err := image.Compress(w, pr, &epoch)
+	pr.CloseWithError(err)
+	if err != nil {
+		return nil, fmt.Errorf("writing layer: %w", err)
+	}
+	if _, _, err := w.Commit(il.Digest, il.Size); err != nil {
+		return nil, fmt.Errorf("storing layer: %w", err)
+	}
+	l := &layer{Layer: il, chain: cache.Chain(parent.chain(), cache.Digest(il.DiffID))}
+	if err := b.snaps.Commit(upper, l.chain); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// lowerDirs returns the snapshot dirs of layers, top first, unpacking the
+// ones not on disk; the empty dir stands for no layers.
+func (b *Builder) lowerDirs(layers []layer) ([]string, error) {
+	if len(layers) == 0 {
+		return []string{b.snaps.Empty()}, nil
+	}
+	dirs := make([]string, len(layers))
+	for i := range layers {
+		if err := b.materialize(layers[:i+1]); err != nil {
+			return nil, err
+		}
+		dirs[len(layers)-1-i] = b.snaps.Path(layers[i].chain)
+	}
+	return dirs, nil
+}
+
+// materialize unpacks the top layer of stack into its snapshot dir, through
+// an overlay mount of the layers below so that deletions become whiteouts.
+// The layers below must be materialized already.
+func (b *Builder) materialize(stack []layer) error {
+	top := stack[len(stack)-1]
+	if b.snaps.Has(top.chain) {
+		return nil
+	}
+	lowers := []string{b.snaps.Empty()}
+	if n := len(stack) - 1; n > 0 {
+		lowers = make([]string, n)
+		for i, l := range stack[:n] {
+			lowers[n-1-i] = b.snaps.Path(l.chain)
+		}
+	}
+	upper, work, err := b.snaps.Prepare()
+	if err != nil {
+		return err
+	}
+	defer b.snaps.Discard(upper)
+	err = b.withMount(lowers, upper, work, func(root string) error {
+		rc, err := b.store.Open(top.Digest)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		zr, err := gzip.NewReader(rc)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", top.Digest, err)
+		}
+		return image.Unpack(root, zr)
+	})
+	if err != nil {
+		return fmt.Errorf("unpacking layer %s: %w", top.Digest, err)
+	}
+	return b.snaps.Commit(upper, top.chain)
+}
+
+// withMount mounts the overlay of lowers under upper (read-only without
+// upper) on a temporary mount point and calls fn with it.
+func (b *Builder) withMount(lowers []string, upper, work string, fn func(root string) error) error {
+	mnt, err := b.snaps.MkdirTemp()
+	if err != nil {
+		return err
+	}
+	defer os.Remove(mnt)
+	if err := cache.Mount(mnt, lowers, upper, work); err != nil {
+		return err
+	}
+	ferr := fn(mnt)
+	if err := cache.Unmount(mnt); err != nil {
+		return errors.Join(ferr, err)
+	}
+	return ferr
+}
+
+// view returns a read-only directory holding the merged file system of
+// layers, and a function to release it.
+func (b *Builder) view(layers []layer) (string, func(), error) {
+	lowers, err := b.lowerDirs(layers)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(lowers) == 1 {
+		// The bottom snapshot over nothing has no whiteouts: use it as is.
+		return lowers[0], func() {}, nil
+	}
+	mnt, err := b.snaps.MkdirTemp()
+	if err != nil {
+		return "", nil, err
+	}
+	if err := cache.Mount(mnt, lowers, "", ""); err != nil {
+		os.Remove(mnt)
+		return "", nil, err
+	}
+	return mnt, func() { cache.Unmount(mnt); os.Remove(mnt) }, nil
+}

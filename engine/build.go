@@ -1,0 +1,259 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/stagex/sxmake/cache"
+	"github.com/stagex/sxmake/engine/image"
+	"github.com/stagex/sxmake/packages"
+	"github.com/stagex/sxmake/sandbox"
+)
+
+// Runner runs one RUN step in a sandbox.
+type Runner interface {
+	Run(ctx context.Context, spec sandbox.Spec) (sandbox.Result, error)
+}
+
+var _ Runner = (*sandbox.Sandbox)(nil)
+
+// epoch is SOURCE_DATE_EPOCH=1, the time StageX builds are pinned to.
+var epoch = time.Unix(1, 0).UTC()
+
+// Builder executes plans: it runs every action whose result is not cached,
+// in dependency order, and writes each image as an OCI layout.
+type Builder struct {
+	tree     *packages.Tree
+	runner   Runner
+	store    *cache.ContentStore
+	actions  *cache.Actions
+	snaps    *cache.Snapshots
+	outDir   string
+	fetchDir string
+
+	jobs      int
+	keepGoing bool
+	noCache   bool
+	dryRun    bool
+	network   map[string]bool // images allowed the host network
+	events    func(Event)
+
+	slots chan struct{} // one token per concurrently running action
+
+	mu      sync.Mutex
+	results map[string]*imageResult // by image name
+	flights map[cache.ActionKey]*inFlight
+}
+
+// BuildOption configures a Builder.
+type BuildOption func(*Builder)
+
+// WithJobs runs at most n actions at once (default: the number of CPUs).
+func WithJobs(n int) BuildOption { return func(b *Builder) { b.jobs = n } }
+
+// WithKeepGoing keeps building images that do not depend on a failed one.
+func WithKeepGoing() BuildOption { return func(b *Builder) { b.keepGoing = true } }
+
+// WithNoCache runs every action, ignoring (but refreshing) cached results.
+func WithNoCache() BuildOption { return func(b *Builder) { b.noCache = true } }
+
+// WithDryRun looks every action up without running any or writing
+// anything: an action without a cached result is reported as
+// ActionWouldRun, and so is everything after it in its image and every
+// image that needs that image.
+func WithDryRun() BuildOption { return func(b *Builder) { b.dryRun = true } }
+
+// WithOutDir writes image layouts to dir/<image> (default: out/ in the tree).
+func WithOutDir(dir string) BuildOption { return func(b *Builder) { b.outDir = dir } }
+
+// WithEvents reports progress to fn, which must be safe for concurrent use.
+func WithEvents(fn func(Event)) BuildOption { return func(b *Builder) { b.events = fn } }
+
+// WithNetwork lets the RUN steps of the named images reach the host network
+// unless they say --network=none. The policy is part of each action key.
+func WithNetwork(images ...string) BuildOption {
+	return func(b *Builder) {
+		for _, n := range images {
+			b.network[n] = true
+		}
+	}
+}
+
+// NewBuilder returns a Builder for tree keeping its cache in cacheDir.
+func NewBuilder(tree *packages.Tree, cacheDir string, runner Runner, opts ...BuildOption) (*Builder, error) {
+	b := &Builder{
+		tree:     tree,
+		runner:   runner,
+		outDir:   filepath.Join(tree.Root, "out"),
+		fetchDir: filepath.Join(tree.Root, "fetch"),
+		jobs:     runtime.NumCPU(),
+		network:  map[string]bool{},
+		events:   func(Event) {},
+		results:  map[string]*imageResult{},
+		flights:  map[cache.ActionKey]*inFlight{},
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	// Files the engine creates (snapshots, parents of copied files, mount
+	// points) get their modes through the umask: pin it, as BuildKit's
+	// daemon runs with 022, so that the caller's umask changes no byte.
+	syscall.Umask(0o022)
+	if b.jobs < 1 {
+		b.jobs = 1
+	}
+	b.slots = make(chan struct{}, b.jobs)
+	var err error
+	if b.store, err = cache.OpenContentStore(filepath.Join(cacheDir, "content")); err != nil {
+		return nil, err
+	}
+	if b.actions, err = cache.OpenActions(cacheDir); err != nil {
+		return nil, err
+	}
+	if b.snaps, err = cache.OpenSnapshots(filepath.Join(cacheDir, "snapshots")); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Close releases the cache; the Builder is not to be used after.
+func (b *Builder) Close() error {
+	return b.actions.Close()
+}
+
+// Report summarises a build.
+type Report struct {
+	Images []ImageReport // in plan order
+	Ran    int           // actions run
+	Cached int           // actions whose result came from the cache
+}
+
+// ImageReport is the outcome of one image.
+type ImageReport struct {
+	Name   string
+	Digest image.Digest // the per-platform manifest digest
+	Layout string       // the OCI layout directory
+	Err    error        // nil on success
+}
+
+// Failed returns the images that did not build.
+func (r *Report) Failed() []ImageReport {
+	var out []ImageReport
+	for _, ir := range r.Images {
+		if ir.Err != nil {
+			out = append(out, ir)
+		}
+	}
+	return out
+}
+
+// ErrDependencyFailed marks an image skipped because an image it needs
+// failed.
+var ErrDependencyFailed = errors.New("dependency failed")
+
+// Build builds every image of plan. Images build as soon as the images
+// they need are built, at most the Builder's jobs actions at a time. Without
+// keep-going the first failure cancels the rest. The error is non-nil when
+// any image failed; the report says which.
+func (b *Builder) Build(ctx context.Context, plan *Plan) (*Report, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(map[string]chan struct{}, len(plan.Images))
+	for _, ip := range plan.Images {
+		done[ip.Image.Name] = make(chan struct{})
+	}
+	report := &Report{Images: make([]ImageReport, len(plan.Images))}
+	var wg sync.WaitGroup
+	for i, ip := range plan.Images {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[ip.Image.Name])
+			report.Images[i] = b.buildWhenReady(ctx, ip, done)
+			if report.Images[i].Err != nil && !b.keepGoing && !b.dryRun {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	var errs []error
+	for _, ir := range report.Images {
+		if ir.Err != nil && !errors.Is(ir.Err, ErrDependencyFailed) && !errors.Is(ir.Err, context.Canceled) && !errors.Is(ir.Err, ErrWouldRun) {
+			errs = append(errs, fmt.Errorf("%s: %w", ir.Name, ir.Err))
+		}
+	}
+	report.Ran, report.Cached = b.counts()
+	if len(errs) == 0 && len(report.Failed()) > 0 {
+		errs = append(errs, ctx.Err())
+	}
+	return report, errors.Join(errs...)
+}
+
+// buildWhenReady waits for the images ip needs, then builds it.
+func (b *Builder) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[string]chan struct{}) ImageReport {
+	r := ImageReport{Name: ip.Image.Name}
+	deps := append([]*packages.Image(nil), ip.Image.Deps...)
+	sort.Slice(deps, func(i, j int) bool { return deps[i].Name < deps[j].Name })
+	for _, d := range deps {
+		select {
+		case <-done[d.Name]:
+		case <-ctx.Done():
+			r.Err = ctx.Err()
+			return r
+		}
+		if b.result(d.Name) == nil {
+			r.Err = fmt.Errorf("%w: %s", ErrDependencyFailed, d.Name)
+			b.events(Event{Kind: ImageSkipped, Image: r.Name, Err: r.Err})
+			return r
+		}
+	}
+	res, err := b.buildImage(ctx, ip)
+	if err != nil {
+		r.Err = err
+		if !errors.Is(err, ErrWouldRun) {
+			b.events(Event{Kind: ImageFailed, Image: r.Name, Err: err})
+		}
+		return r
+	}
+	b.mu.Lock()
+	b.results[r.Name] = res
+	b.mu.Unlock()
+	r.Digest, r.Layout = res.digest, res.layout
+	b.events(Event{Kind: ImageDone, Image: r.Name, Digest: res.digest})
+	return r
+}
+
+func (b *Builder) result(name string) *imageResult {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.results[name]
+}
+
+func (b *Builder) counts() (ran, cached int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.results {
+		ran += r.ran
+		cached += r.cached
+	}
+	return ran, cached
+}
+
+// acquire takes one of the jobs slots.
+func (b *Builder) acquire(ctx context.Context) error {
+	select {
+	case b.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Builder) release() { <-b.slots }

@@ -1,0 +1,40 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/stagex/sxmake/engine/image"
+)
+
+// EventKind says what happened.
+type EventKind int
+
+const (
+	ActionStarted  EventKind = iota // an action began to run
+	ActionLog                       // an action printed Log
+	ActionCached                    // an action's result came from the cache
+	ActionDone                      // an action ran and succeeded
+	ActionFailed                    // an action ran and failed (Err)
+	ImageDone                       // an image was written (Digest)
+	ImageFailed                     // an image failed (Err)
+	ImageSkipped                    // an image was not built: a dependency failed
+	ActionWouldRun                  // dry run: the action has no cached result (Explain says why)
+)
+
+var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run"}
+
+func (k EventKind) String() string { return eventNames[k] }
+
+// Event is one thing that happened during a build, for progress output.
+type Event struct {
+	Kind     EventKind
+	Image    string        // image name
+	Action   string        // the action's description ("build 12:1 RUN make"); empty for image events
+	Name     string        // the action's stable name (see ActionName)
+	Explain  []string      // ActionWouldRun: one line per input changed since the action last ran
+	Log      []byte        // ActionLog: output bytes
+	Duration time.Duration // ActionDone: the whole action
+	Process  time.Duration // ActionDone of a RUN: the time its process ran
+	Digest   image.Digest  // ImageDone
+	Err      error
+}

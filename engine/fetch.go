@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/stagex/sxmake/packages"
+)
+
+// FetchOption configures Fetch.
+type FetchOption func(*fetchConfig)
+
+type fetchConfig struct {
+	offline bool
+	jobs    int
+	done    func(pkg *packages.Package, err error)
+}
+
+// Offline makes Fetch only check that every source is present and right.
+func Offline() FetchOption { return func(c *fetchConfig) { c.offline = true } }
+
+// WithFetchJobs downloads for at most n packages at once (default 4).
+func WithFetchJobs(n int) FetchOption { return func(c *fetchConfig) { c.jobs = n } }
+
+// WithFetchDone calls fn as each package's sources are fetched (or fail).
+func WithFetchDone(fn func(pkg *packages.Package, err error)) FetchOption {
+	return func(c *fetchConfig) { c.done = fn }
+}
+
+// Packages returns the packages of plan's images, each once, in plan order.
+func (p *Plan) Packages() []*packages.Package {
+	seen := map[*packages.Package]bool{}
+	var out []*packages.Package
+	for _, ip := range p.Images {
+		if pkg := ip.Image.Package; !seen[pkg] {
+			seen[pkg] = true
+			out = append(out, pkg)
+		}
+	}
+	return out
+}
+
+// Fetch makes sure the sources of every package of plan are in the tree's
+// fetch directory with the declared sha256, downloading what is missing
+// (http, https and file mirrors). All packages are tried; the error joins
+// every failure.
+func Fetch(ctx context.Context, tree *packages.Tree, plan *Plan, opts ...FetchOption) error {
+	cfg := fetchConfig{jobs: 4, done: func(*packages.Package, error) {}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	fo := packages.FetchOptions{Client: fetchClient(), TryTimeout: 10 * time.Minute, Offline: cfg.offline}
+	pkgs := plan.Packages()
+	errs := make([]error, len(pkgs))
+	sem := make(chan struct{}, max(cfg.jobs, 1))
+	var wg sync.WaitGroup
+	for i, pkg := range pkgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = pkg.Fetch(ctx, tree.FetchDir(pkg), fo)
+			cfg.done(pkg, errs[i])
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// fetchClient is an HTTP client that also reads file:// mirrors (local
+// seeds such as a distribution's static busybox).
+func fetchClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
+	return &http.Client{Transport: t}
+}
