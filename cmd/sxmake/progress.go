@@ -102,7 +102,7 @@ type jsonEvent struct {
 	Action  string    `json:"action,omitempty"`
 	Log     string    `json:"log,omitempty"`
 	Seconds float64   `json:"seconds,omitempty"`
-	Process float64 `json:"process_seconds,omitempty"`
+	Process float64   `json:"process_seconds,omitempty"`
 	Digest  string    `json:"digest,omitempty"`
 	Error   string    `json:"error,omitempty"`
 	Explain []string  `json:"explain,omitempty"`
