@@ -8,6 +8,8 @@ DEMO_TREE := testdata/stagex
 DEMO      := user-hello
 FUZZTIME  ?= 60s
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The sandbox's seccomp profile needs libseccomp (installed by deps).
+export GOFLAGS := -tags=seccomp
 
 .PHONY: all deps build test lint fuzz bench compat demo clean
 

@@ -12,7 +12,8 @@ import (
 // image of the targets' closure, dependencies first, each with its
 // Containerfile evaluated for its platform and build args.
 type Plan struct {
-	Images []*ImagePlan // dependencies first; ties broken by name
+	Images  []*ImagePlan      // dependencies first; ties broken by name
+	Targets []*packages.Image // the images asked for
 }
 
 // ImagePlan is one image of a Plan.
@@ -52,7 +53,7 @@ func NewPlan(tree *packages.Tree, targets []*packages.Image, opts ...PlanOption)
 	if err != nil {
 		return nil, err
 	}
-	plan := &Plan{}
+	plan := &Plan{Targets: targets}
 	byName := make(map[string]*ImagePlan, len(order))
 	for _, img := range order {
 		ip, err := planImage(tree, img, cfg, byName)

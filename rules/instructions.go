@@ -205,6 +205,7 @@ func kvPairs(args []string, cmd string) ([]kv, error) {
 		return nil, errAtLeastOne(cmd)
 	}
 	if len(args)%3 != 0 {
+		//lint:ignore ST1005 BuildKit's wording, kept verbatim
 		return nil, fmt.Errorf("Bad input to %s, too many arguments", cmd)
 	}
 	var out []kv
@@ -368,6 +369,7 @@ func compileOnbuild(in *Instruction, fl *flagSet) error {
 	trigger := strings.ToUpper(strings.TrimSpace(in.Args[0]))
 	switch trigger {
 	case "ONBUILD":
+		//lint:ignore ST1005 BuildKit's wording, kept verbatim
 		return errors.New("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
 	case "MAINTAINER", "FROM":
 		return fmt.Errorf("%s isn't allowed as an ONBUILD trigger", trigger)
@@ -435,6 +437,7 @@ func compileHealthcheck(in *Instruction, fl *flagSet) error {
 		return err
 	}
 	if typ != "CMD" {
+		//lint:ignore ST1005 BuildKit's wording, kept verbatim
 		return fmt.Errorf("Unknown type %#v in HEALTHCHECK (try CMD)", typ)
 	}
 	cmd := args
@@ -442,6 +445,7 @@ func compileHealthcheck(in *Instruction, fl *flagSet) error {
 		cmd = []string{strings.Join(cmd, " ")}
 	}
 	if len(cmd) == 0 {
+		//lint:ignore ST1005 BuildKit's wording, kept verbatim
 		return errors.New("Missing command after HEALTHCHECK CMD")
 	}
 	if !in.JSON {
@@ -486,6 +490,7 @@ func parseInterval(name, s string) (time.Duration, error) {
 		return 0, err
 	}
 	if d != 0 && d < time.Millisecond {
+		//lint:ignore ST1005 BuildKit's wording, kept verbatim
 		return 0, fmt.Errorf("Interval %#v cannot be less than %s", name, time.Millisecond)
 	}
 	return d, nil

@@ -664,6 +664,7 @@ func parseNameVal(rest, key string, escape rune) ([]string, error) {
 	for _, w := range words {
 		k, v, ok := strings.Cut(w, "=")
 		if !ok {
+			//lint:ignore ST1005 BuildKit's wording, kept verbatim
 			return nil, fmt.Errorf("Syntax error - can't find = in %q. Must be of the form: name=value", w)
 		}
 		out = append(out, k, v, "=")

@@ -73,8 +73,13 @@ func build(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *bu
 	}
 	fmt.Fprintf(stderr, "sxmake: %d actions run, %d cached, %d of %d images built in %.2fs\n",
 		report.Ran, report.Cached, len(report.Images)-len(report.Failed()), len(report.Images), time.Since(start).Seconds())
+	// stdout gets the targets' digests in StageX's digests-file format.
+	targets := map[string]bool{}
+	for _, img := range plan.Targets {
+		targets[img.Name] = true
+	}
 	for _, ir := range report.Images {
-		if ir.Err == nil {
+		if ir.Err == nil && targets[ir.Name] {
 			fmt.Fprintf(stdout, "%s %s\n", ir.Digest.Hex(), ir.Name)
 		}
 	}

@@ -61,6 +61,8 @@ func (p *plainProgress) event(ev engine.Event) {
 		fmt.Fprintf(p.w, "[%s] done   %s (%.2fs)\n", ev.Image, ev.Action, ev.Duration.Seconds())
 	case engine.ActionFailed, engine.ImageSkipped:
 		printFailure(p.w, ev)
+	case engine.ImageDone:
+		fmt.Fprintf(p.w, "[%s] image  %s\n", ev.Image, ev.Digest)
 	}
 }
 

@@ -84,7 +84,7 @@ func TestWriteDiffOverlay(t *testing.T) {
 	writeFile(t, filepath.Join(upper, "etc/new"), "new", 0o600)
 	writeFile(t, filepath.Join(upper, "opt/new1"), "n", 0o755)
 	for _, w := range []string{"etc/gone", "etc/ghost"} {
-		if err := unix.Mknod(filepath.Join(upper, w), unix.S_IFCHR|0o000, 0); err != nil {
+		if err := unix.Mknod(filepath.Join(upper, w), unix.S_IFCHR, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
