@@ -8,10 +8,14 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/stagex/sxmake/sandbox"
 )
 
 // TestMain lets testscript run this binary as the "sxmake" command.
 func TestMain(m *testing.M) {
+	// Builds re-execute this binary as a sandboxed step's init.
+	sandbox.Init()
 	testscript.Main(m, map[string]func(){
 		"sxmake": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stagex/sxmake/engine"
+	"github.com/stagex/sxmake/engine/image"
+	"github.com/stagex/sxmake/packages"
+	"github.com/stagex/sxmake/sandbox"
+)
+
+func newVerifyCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
+	var digestsFile string
+	cmd := &cobra.Command{
+		Use:   "verify [--digests FILE] TARGET...",
+		Short: "Rebuild from nothing and compare with out/ or a digests file",
+		Long: `Rebuild the targets and everything they need without any cache (a fresh
+store, the same sources) and compare each image's manifest digest with the
+layout in out/ or, with --digests, with a StageX digests file
+("<sha256> <stage>-<name>" lines). For an image that differs from its
+layout in out/, name the first differing layer and the files inside it,
+and show a diffoscope report of that layer when diffoscope is installed.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("verify needs at least one target")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return verify(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf, digestsFile, args)
+		},
+	}
+	cmd.Flags().StringVar(&digestsFile, "digests", "", "compare with this StageX digests file instead of out/")
+	return cmd
+}
+
+func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *buildFlags, digestsFile string, names []string) error {
+	plan, tree, err := makePlan(g, names)
+	if err != nil {
+		return err
+	}
+	outDir := bf.outDir
+	if outDir == "" {
+		outDir = filepath.Join(tree.Root, "out")
+	}
+	want, err := referenceDigests(plan, outDir, digestsFile)
+	if err != nil {
+		return err
+	}
+	if err := fetchSources(ctx, stderr, tree, plan, bf.offline); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "sxmake-verify-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	sb, err := sandbox.New(filepath.Join(tmp, "run"))
+	if err != nil {
+		return err
+	}
+	prog, err := newProgress(bf.progress, false, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	opts := append(bf.options(), engine.WithEvents(prog.event), engine.WithOutDir(filepath.Join(tmp, "out")))
+	b, err := engine.NewBuilder(tree, filepath.Join(tmp, "cache"), sb, opts...)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	report, err := b.Build(ctx, plan)
+	prog.close()
+	if err != nil {
+		return err
+	}
+	bad := 0
+	for _, ir := range report.Images {
+		ref, ok := want[ir.Name]
+		if !ok {
+			continue
+		}
+		if ref == ir.Digest.Hex() {
+			fmt.Fprintf(stdout, "reproduced  %s %s\n", ir.Digest.Hex(), ir.Name)
+			continue
+		}
+		bad++
+		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), ir.Name, ref)
+		if digestsFile == "" {
+			explainDifference(stdout, filepath.Join(outDir, ir.Name), ir.Layout)
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d image(s) not reproduced", bad)
+	}
+	return nil
+}
+
+// referenceDigests returns the digests to verify the plan's images
+// against: from the digests file, or from the layouts in outDir.
+func referenceDigests(plan *engine.Plan, outDir, digestsFile string) (map[string]string, error) {
+	want := map[string]string{}
+	if digestsFile != "" {
+		f, err := os.Open(digestsFile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		for n := 1; sc.Scan(); n++ {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" {
+				continue
+			}
+			hex, name, ok := strings.Cut(line, " ")
+			if !ok || len(hex) != 64 {
+				return nil, fmt.Errorf("%s:%d:1: want \"<sha256> <stage>-<name>\"", digestsFile, n)
+			}
+			want[strings.TrimSpace(name)] = hex
+		}
+		return want, sc.Err()
+	}
+	for _, ip := range plan.Images {
+		d, _, err := image.LayoutManifest(filepath.Join(outDir, ip.Image.Name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		want[ip.Image.Name] = d.Hex()
+	}
+	for _, t := range plan.Targets {
+		if _, ok := want[t.Name]; !ok {
+			return nil, fmt.Errorf("nothing to verify %s against: no layout in %s (build it first, or give --digests)", t.Name, outDir)
+		}
+	}
+	return want, nil
+}
+
+// explainDifference prints where two layouts of an image differ.
+func explainDifference(w io.Writer, want, got string) {
+	d, err := image.CompareLayouts(want, got)
+	if err != nil || d == nil {
+		return
+	}
+	if d.Index < 0 {
+		fmt.Fprintf(w, "            the layers are identical; the config differs\n")
+		return
+	}
+	fmt.Fprintf(w, "            first differing layer: %d of %d (%s, rebuilt %s)\n", d.Index+1, d.Layers[0], short(d.Want), short(d.Got))
+	for i, f := range d.Files {
+		if i == 20 {
+			fmt.Fprintf(w, "            ... and %d more files\n", len(d.Files)-i)
+			break
+		}
+		fmt.Fprintf(w, "            %s: %s\n", f.Path, f.What)
+	}
+	if path, err := exec.LookPath("diffoscope"); err == nil && d.WantPath != "" && d.GotPath != "" {
+		out, _ := exec.Command(path, "--text", "-", d.WantPath, d.GotPath).CombinedOutput()
+		fmt.Fprintf(w, "%s\n", strings.Join(lastLines(out, 200), "\n"))
+	}
+}
+
+func short(d image.Digest) string {
+	if d.IsZero() {
+		return "none"
+	}
+	return d.Hex()[:12]
+}
+
+func newDigestsCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "digests [TARGET...]",
+		Short: "Write StageX digests files from the layouts in out/",
+		Long: `Write digests/<stage>.txt in the tree, one "<sha256> <stage>-<name>" line per
+image with a layout in out/ (the per-platform manifest digest), sorted by
+name, as StageX publishes them. With targets, only those images.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tree, err := g.load()
+			if err != nil {
+				return err
+			}
+			imgs := tree.Images()
+			if len(args) > 0 {
+				if imgs, err = resolve(tree, args); err != nil {
+					return err
+				}
+			}
+			outDir := bf.outDir
+			if outDir == "" {
+				outDir = filepath.Join(tree.Root, "out")
+			}
+			return writeDigests(cmd.OutOrStdout(), tree, imgs, outDir)
+		},
+	}
+}
+
+// writeDigests writes digests/<stage>.txt for the images with a layout.
+func writeDigests(w io.Writer, tree *packages.Tree, imgs []*packages.Image, outDir string) error {
+	byStage := map[string][]string{}
+	for _, img := range imgs {
+		d, _, err := image.LayoutManifest(filepath.Join(outDir, img.Name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		stage := img.Package.Stage
+		byStage[stage] = append(byStage[stage], d.Hex()+" "+img.Name)
+	}
+	for stage, lines := range byStage {
+		sort.Slice(lines, func(i, j int) bool { return strings.Fields(lines[i])[1] < strings.Fields(lines[j])[1] })
+		path := filepath.Join(tree.Root, "digests", stage+".txt")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s: %d images\n", path, len(lines))
+	}
+	return nil
+}
