@@ -43,6 +43,7 @@ fuzz: deps
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 10x -count 5 ./... | tee bench.out
 	$(GO) run ./cmd/sxbench -sxmake $(BIN) | tee -a bench.out
+	$(GO) run ./cmd/sandbox-bench -n 50 | tee -a bench.out
 
 # Every image of the demo tree built by sxmake and by BuildKit v0.26.3
 # with StageX's flags: the manifest digests must be identical.

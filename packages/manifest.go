@@ -14,33 +14,7 @@ import (
 
 // Error is a problem in the package tree's input files. Pos.File is relative
 // to the tree root; Pos.Line and Pos.Col are 0 when unknown.
-type Error struct {
-	Pos    rules.Pos
-	Msg    string
-	Source string // the source line at Pos.Line, without its newline; may be empty
-}
-
-// Detail returns the message, then the offending source line and a caret
-// under the column when they are known.
-func (e *Error) Detail() string {
-	if e.Source == "" || e.Pos.Col == 0 {
-		return e.Error()
-	}
-	var b strings.Builder
-	b.WriteString(e.Error())
-	b.WriteByte('\n')
-	b.WriteString(e.Source)
-	b.WriteByte('\n')
-	for i := 0; i < e.Pos.Col-1 && i < len(e.Source); i++ {
-		if e.Source[i] == '\t' {
-			b.WriteByte('\t')
-		} else {
-			b.WriteByte(' ')
-		}
-	}
-	b.WriteByte('^')
-	return b.String()
-}
+type Error = rules.Error
 
 // newError returns an *Error at pos in src (the text of pos.File).
 func newError(pos rules.Pos, src []byte, msg string) *Error {
@@ -58,16 +32,6 @@ func sourceLine(src []byte, n int) string {
 		return ""
 	}
 	return strings.TrimSuffix(lines[n-1], "\r")
-}
-
-func (e *Error) Error() string {
-	switch {
-	case e.Pos.Line > 0 && e.Pos.Col > 0:
-		return fmt.Sprintf("%s:%d:%d: %s", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Msg)
-	case e.Pos.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", e.Pos.File, e.Pos.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s", e.Pos.File, e.Msg)
 }
 
 // manifest is the decoded form of package.toml.

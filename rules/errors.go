@@ -14,12 +14,20 @@ type Pos struct {
 }
 
 // String returns "file:line:col".
+// A Line or Col of 0 means unknown and is left out ("file:line", "file").
 func (p Pos) String() string {
-	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+	switch {
+	case p.Line > 0 && p.Col > 0:
+		return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+	case p.Line > 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return p.File
 }
 
-// Error is a syntax or evaluation error located in a Containerfile.
-// Every error returned by Parse, ImageRefs and Evaluate is an *Error.
+// Error is a problem located in an input file: a syntax or evaluation
+// error in a Containerfile (every error returned by Parse, ImageRefs and
+// Evaluate is an *Error), or a package.toml problem (packages.Error).
 type Error struct {
 	Pos    Pos
 	Msg    string
@@ -34,6 +42,9 @@ func (e *Error) Error() string {
 // Detail returns the message, the offending source line and a caret under
 // the column, in the style of ninja's lexer errors.
 func (e *Error) Detail() string {
+	if e.Source == "" || e.Pos.Col == 0 {
+		return e.Error()
+	}
 	var b strings.Builder
 	b.WriteString(e.Error())
 	b.WriteByte('\n')

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 	"github.com/stagex/sxmake/sandbox"
@@ -63,8 +64,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // describe renders an error for the terminal: Containerfile errors get
 // their source line and a caret.
 func describe(err error) string {
-	var re *rules.Error
-	if errors.As(err, &re) && re.Source != "" && errors.Unwrap(err) == nil {
+	if re, ok := err.(*rules.Error); ok {
 		return re.Detail()
 	}
 	return err.Error()
@@ -74,12 +74,14 @@ func describe(err error) string {
 type globalFlags struct {
 	dir      string
 	platform string
+	cacheDir func() string // the cache directory (--cache-dir or the default)
 }
 
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	var dryRun, explain bool
 	bf := &buildFlags{}
+	g.cacheDir = bf.cacheDirOrDefault
 	root := &cobra.Command{
 		Use:   "sxmake [flags] TARGET...",
 		Short: "Build StageX packages reproducibly, without Docker",
@@ -118,13 +120,19 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.BoolVar(&bf.offline, "offline", false, "download nothing: fail before building when a source is missing")
 	pf.StringVar(&bf.cacheDir, "cache-dir", "", "the cache directory (default: $XDG_CACHE_HOME/sxmake or ~/.cache/sxmake)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newGraphCmd(g), newLsCmd(g), newFetchCmd(g, bf), newVerifyCmd(g, bf), newDigestsCmd(g, bf))
+	root.AddCommand(newGraphCmd(g), newLsCmd(g), newFetchCmd(g, bf), newVerifyCmd(g, bf), newDigestsCmd(g, bf), newImportCmd(g))
 	return root
 }
 
 // load reads the package tree named by -C.
+// Images imported into the cache (sxmake import) may be used as
+// stagex/<name> without being packages of the tree.
 func (g *globalFlags) load() (*packages.Tree, error) {
-	return packages.Load(g.dir)
+	imported, err := engine.OpenImports(g.cacheDir()).Names()
+	if err != nil {
+		return nil, err
+	}
+	return packages.Load(g.dir, packages.WithExternalImages(imported...))
 }
 
 // resolve maps target names to images of tree.
