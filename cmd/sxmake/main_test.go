@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/stagex/sxmake/sandbox"
+	"github.com/stagex/sxmake/sandbox/sandboxtest"
 )
 
 // TestMain lets testscript run this binary as the "sxmake" command.
@@ -37,12 +39,24 @@ func repoTestdata(t *testing.T) string {
 func TestScripts(t *testing.T) {
 	trees := repoTestdata(t)
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:           "testdata/script",
+		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("TREES", trees)
 			return nil
 		},
 	})
+}
+
+// update rewrites the expected files of the scripts (cmp targets) from
+// what sxmake prints: go test ./cmd/sxmake -run Scripts -update.
+var update = flag.Bool("update", false, "rewrite the scripts' expected output")
+
+// TestBuildScripts runs the scripts in testdata/build, which build images
+// and so need root.
+func TestBuildScripts(t *testing.T) {
+	sandboxtest.RequiresRoot(t)
+	testscript.Run(t, testscript.Params{Dir: "testdata/build", UpdateScripts: *update})
 }
 
 // TestExitStatus checks the exit status contract: 0 success, 1 definition
