@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -37,6 +38,9 @@ func usagef(format string, args ...any) error {
 
 // run executes one sxmake command line and returns its exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	// Every file sxmake writes (fetched sources, snapshots, layouts) gets
+	// its mode through the umask: pin it so the caller's changes nothing.
+	syscall.Umask(0o022)
 	if path := os.Getenv("SXMAKE_CPUPROFILE"); path != "" {
 		// For profiling sxmake itself; see BENCHMARKS.md.
 		if f, err := os.Create(path); err == nil {
