@@ -37,7 +37,9 @@ type Snapshots struct {
 }
 
 // OpenSnapshots returns the snapshot store in dir, creating it if needed.
-// Leftovers of interrupted work in its tmp/ are removed.
+// What a killed process left in its tmp/ (mounts, half-made snapshots) is
+// unmounted and removed: the caller must hold the cache, so that no other
+// process is using tmp/ (sxmake holds the action cache's lock).
 func OpenSnapshots(dir string) (*Snapshots, error) {
 	s := &Snapshots{dir: dir}
 	for _, d := range []string{dir, s.tmpDir(), s.emptyDir()} {
@@ -45,7 +47,40 @@ func OpenSnapshots(dir string) (*Snapshots, error) {
 			return nil, fmt.Errorf("creating snapshot store: %w", err)
 		}
 	}
+	if err := s.cleanTmp(); err != nil {
+		return nil, fmt.Errorf("cleaning snapshot store: %w", err)
+	}
 	return s, nil
+}
+
+// cleanTmp unmounts what is mounted under tmp/ and empties it.
+func (s *Snapshots) cleanTmp() error {
+	tmp, err := filepath.Abs(s.tmpDir())
+	if err != nil {
+		return err
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], tmp+"/") {
+			if err := Unmount(f[4]); err != nil {
+				return err
+			}
+		}
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(tmp, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Snapshots) tmpDir() string   { return filepath.Join(s.dir, "tmp") }

@@ -35,6 +35,7 @@ type Builder struct {
 	store    *cache.ContentStore
 	actions  *cache.Actions
 	snaps    *cache.Snapshots
+	imports  *Imports // images imported into the cache (external.go)
 	outDir   string
 	fetchDir string
 
@@ -111,15 +112,17 @@ func NewBuilder(tree *packages.Tree, cacheDir string, runner Runner, opts ...Bui
 	}
 	b.slots = make(chan struct{}, b.jobs)
 	var err error
-	if b.store, err = cache.OpenContentStore(filepath.Join(cacheDir, "content")); err != nil {
+	// The action cache's lock is the cache directory's: take it first.
+	if b.actions, err = cache.OpenActions(cacheDir); err != nil {
 		return nil, err
 	}
-	if b.actions, err = cache.OpenActions(cacheDir); err != nil {
+	if b.store, err = cache.OpenContentStore(filepath.Join(cacheDir, "content")); err != nil {
 		return nil, err
 	}
 	if b.snaps, err = cache.OpenSnapshots(filepath.Join(cacheDir, "snapshots")); err != nil {
 		return nil, err
 	}
+	b.imports = OpenImports(cacheDir)
 	return b, nil
 }
 

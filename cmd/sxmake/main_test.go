@@ -18,6 +18,11 @@ import (
 func TestMain(m *testing.M) {
 	// Builds re-execute this binary as a sandboxed step's init.
 	sandbox.Init()
+	// Tests that need sxmake as a process of its own (to kill it) run
+	// this binary with SXMAKE_TEST_MAIN=1.
+	if os.Getenv("SXMAKE_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	testscript.Main(m, map[string]func(){
 		"sxmake": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
