@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,7 +20,7 @@ import (
 //	meta/
 //	  version -> "1"          schema version; any other value: start over
 //	results/
-//	  <ActionKey, 32 bytes> -> Result as JSON
+//	  <ActionKey, 32 bytes> -> Result, binary (see Result.MarshalBinary)
 //	explain/
 //	  <action name> -> Record as JSON: the key and labelled inputs of the
 //	                   last run of that action, for --explain
@@ -27,7 +28,7 @@ import (
 // An unknown schema version is not migrated: the file is removed and
 // recreated, since every entry can be rebuilt (ninja's build log does the
 // same).
-const schemaVersion = "1"
+const schemaVersion = "2"
 
 var (
 	bucketMeta    = []byte("meta")
@@ -53,6 +54,39 @@ type Result struct {
 	Duration  time.Duration `json:"duration"`
 	Created   time.Time     `json:"created"`
 	LastUsed  time.Time     `json:"lastUsed"`
+}
+
+// resultSize is the length of a Result's binary form.
+const resultSize = 3*32 + 5*8
+
+// MarshalBinary encodes r in a fixed layout: Layer, DiffID and Log (32
+// bytes each), then LayerSize, ExitCode, Duration and the Created and
+// LastUsed times in Unix nanoseconds, each a big-endian int64. Decoding a
+// JSON document for each of the thousands of hits of a build was a
+// visible part of a fully cached build.
+func (r Result) MarshalBinary() ([]byte, error) {
+	b := make([]byte, 0, resultSize)
+	b = append(b, r.Layer[:]...)
+	b = append(b, r.DiffID[:]...)
+	b = append(b, r.Log[:]...)
+	for _, n := range []int64{r.LayerSize, int64(r.ExitCode), int64(r.Duration), r.Created.UnixNano(), r.LastUsed.UnixNano()} {
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encodes.
+func (r *Result) UnmarshalBinary(b []byte) error {
+	if len(b) != resultSize {
+		return fmt.Errorf("action result of %d bytes, want %d", len(b), resultSize)
+	}
+	copy(r.Layer[:], b[0:32])
+	copy(r.DiffID[:], b[32:64])
+	copy(r.Log[:], b[64:96])
+	n := func(i int) int64 { return int64(binary.BigEndian.Uint64(b[96+8*i:])) }
+	r.LayerSize, r.ExitCode, r.Duration = n(0), int(n(1)), time.Duration(n(2))
+	r.Created, r.LastUsed = time.Unix(0, n(3)).UTC(), time.Unix(0, n(4)).UTC()
+	return nil
 }
 
 // Record is the last run of a named action: its key and the labelled input
@@ -113,7 +147,7 @@ func (a *Actions) Get(key ActionKey) (Result, error) {
 		if v == nil {
 			return fmt.Errorf("action %s: %w", key, ErrNotFound)
 		}
-		return json.Unmarshal(v, &r)
+		return r.UnmarshalBinary(v)
 	})
 	if err != nil {
 		return Result{}, err
@@ -139,10 +173,7 @@ func (a *Actions) flush() error {
 	return a.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketResults)
 		for k, r := range touched {
-			data, err := json.Marshal(r)
-			if err != nil {
-				return err
-			}
+			data, _ := r.MarshalBinary()
 			if err := b.Put(k[:], data); err != nil {
 				return err
 			}
@@ -159,7 +190,8 @@ func (a *Actions) Put(key ActionKey, r Result) error {
 	if r.LastUsed.IsZero() {
 		r.LastUsed = r.Created
 	}
-	return a.put(bucketResults, key[:], r)
+	data, _ := r.MarshalBinary()
+	return a.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketResults).Put(key[:], data) })
 }
 
 // PutRun stores the result of an action that ran under key, and rec as
@@ -171,10 +203,7 @@ func (a *Actions) PutRun(key ActionKey, r Result, name string, rec Record) error
 	if r.LastUsed.IsZero() {
 		r.LastUsed = r.Created
 	}
-	res, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
+	res, _ := r.MarshalBinary()
 	rc, err := json.Marshal(rec)
 	if err != nil {
 		return err
@@ -216,7 +245,7 @@ func (a *Actions) Walk(fn func(ActionKey, Result) error) error {
 				return fmt.Errorf("action cache: bad key length %d", len(k))
 			}
 			copy(key[:], k)
-			if err := json.Unmarshal(v, &r); err != nil {
+			if err := r.UnmarshalBinary(v); err != nil {
 				return fmt.Errorf("action %s: %w", key, err)
 			}
 			return fn(key, r)
