@@ -1,0 +1,26 @@
+// Package cache is what sxmake keeps between builds, all under one cache
+// directory (--cache-dir, default $XDG_CACHE_HOME/sxmake):
+//
+//	content/     the content store: blobs (layers, logs) by SHA-256
+//	actions.db   the action cache (bbolt): results by action key
+//	snapshots/   unpacked layers, one directory per chain ID
+//
+// Vocabulary:
+//
+//   - digest: the SHA-256 of a blob's bytes (Digest), its name in the
+//     content store and in OCI layouts. Every read verifies it: a blob that
+//     no longer matches is reported (ErrCorrupt), removed and never used.
+//   - action key: the BLAKE3 hash of an action's labelled inputs
+//     (ActionKey), computed by the engine.
+//   - result: what an action produced (Result): its layer blob and diffID,
+//     its log blob, how long it took, when it was made and last used.
+//   - record: the key and labelled inputs of the last run of a named
+//     action (Record), kept so that --explain can say what changed.
+//   - chain ID: the identity of a stack of layers by content (ChainID).
+//   - snapshot: the unpacked form of a stack's top layer, in overlayfs
+//     upper-dir form, usable as an overlay lower dir.
+//
+// A hit in the action cache does not promise that the blobs it names are
+// still stored: callers check (ContentStore.Size) and treat a missing blob
+// as a miss.
+package cache
