@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stagex/sxmake/engine"
+	"github.com/stagex/sxmake/rules"
 	"github.com/stagex/sxmake/sandbox"
 )
 
@@ -25,6 +26,8 @@ type buildFlags struct {
 	progress  string
 	json      bool
 	offline   bool
+	cacheFrom []string // --cache-from remotes (cache.go)
+	cacheTo   []string // --cache-to remotes
 }
 
 // defaultCacheDir is $XDG_CACHE_HOME/sxmake, or ~/.cache/sxmake.
@@ -39,40 +42,72 @@ func defaultCacheDir() string {
 	return filepath.Join(home, ".cache", "sxmake")
 }
 
-// build builds the targets and prints a summary with each image's digest.
+// build builds the targets for each platform of --platform and prints
+// each target's digest. With several platforms each image's layout in
+// out/ lists them all (as BuildKit's multi-platform OCI output does).
 func build(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *buildFlags, names []string) error {
-	plan, tree, err := makePlan(g, names)
+	ps, err := parsePlatforms(g.platform)
 	if err != nil {
 		return err
 	}
-	if err := fetchSources(ctx, stderr, tree, plan, bf.offline); err != nil {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(ps) <= 1 {
+		_, err := buildFor(ctx, stdout, stderr, g, bf, names, ps, bf.outDir)
 		return err
+	}
+	return buildPlatforms(ctx, stdout, stderr, g, bf, names, ps)
+}
+
+// platformBuild is the outcome of building for one platform.
+type platformBuild struct {
+	plan   *engine.Plan
+	report *engine.Report
+}
+
+// buildFor builds the targets for the platform in ps (none: the host's)
+// into outDir ("" for the default), printing a summary on stderr and the
+// targets' digests on stdout.
+func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *buildFlags, names []string, ps []rules.Platform, outDir string) (*platformBuild, error) {
+	plan, tree, err := makePlanFor(g, names, ps)
+	if err != nil {
+		return nil, err
+	}
+	if err := fetchSources(ctx, stderr, tree, plan, bf.offline); err != nil {
+		return nil, err
 	}
 	cacheDir := bf.cacheDirOrDefault()
 	sb, err := sandbox.New(filepath.Join(cacheDir, "run"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	opts := append(bf.options(), engine.WithEvents(prog.event))
+	ropts, err := bf.remoteOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, ropts...)
+	if outDir != "" {
+		opts = append(opts, engine.WithOutDir(outDir))
+	}
 	b, err := engine.NewBuilder(tree, cacheDir, sb, opts...)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer b.Close()
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	start := time.Now()
 	report, err := b.Build(ctx, plan)
 	prog.close()
 	if bf.json {
-		return err
+		return &platformBuild{plan, report}, err
 	}
 	fmt.Fprintf(stderr, "sxmake: %d actions run, %d cached, %d of %d images built in %.2fs\n",
 		report.Ran, report.Cached, len(report.Images)-len(report.Failed()), len(report.Images), time.Since(start).Seconds())
+	printRemoteSummary(stderr, bf, report)
 	// stdout gets the targets' digests in StageX's digests-file format.
 	targets := map[string]bool{}
 	for _, img := range plan.Targets {
@@ -83,7 +118,7 @@ func build(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *bu
 			fmt.Fprintf(stdout, "%s %s\n", ir.Digest.Hex(), ir.Name)
 		}
 	}
-	return err
+	return &platformBuild{plan, report}, err
 }
 
 func (bf *buildFlags) cacheDirOrDefault() string {

@@ -69,18 +69,44 @@ func dryRun(ctx context.Context, tree *packages.Tree, plan *engine.Plan, bf *bui
 	return status, nil
 }
 
-// makePlan loads the tree and plans the named targets.
-func makePlan(g *globalFlags, names []string) (*engine.Plan, *packages.Tree, error) {
-	var opts []engine.PlanOption
-	if g.platform != "" {
-		p, err := rules.ParsePlatform(g.platform)
+// parsePlatforms parses --platform: a comma-separated list of linux
+// platforms, or "" for the host's.
+func parsePlatforms(list string) ([]rules.Platform, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []rules.Platform
+	for _, s := range strings.Split(list, ",") {
+		p, err := rules.ParsePlatform(strings.TrimSpace(s))
 		if err != nil {
-			return nil, nil, usagef("--platform: %v", err)
+			return nil, usagef("--platform: %v", err)
 		}
 		if p.OS != "linux" {
-			return nil, nil, usagef("--platform %s: sxmake builds linux images only", g.platform)
+			return nil, usagef("--platform %s: sxmake builds linux images only", s)
 		}
-		opts = append(opts, engine.WithPlatform(p))
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// makePlan loads the tree and plans the named targets.
+func makePlan(g *globalFlags, names []string) (*engine.Plan, *packages.Tree, error) {
+	ps, err := parsePlatforms(g.platform)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ps) > 1 {
+		return nil, nil, usagef("--platform %s: this command takes one platform", g.platform)
+	}
+	return makePlanFor(g, names, ps)
+}
+
+// makePlanFor plans the named targets for the platform in ps (none: the
+// host's).
+func makePlanFor(g *globalFlags, names []string, ps []rules.Platform) (*engine.Plan, *packages.Tree, error) {
+	opts := []engine.PlanOption{engine.WithImports(engine.OpenImports(g.cacheDir()))} // sxmake import
+	if len(ps) > 0 {
+		opts = append(opts, engine.WithPlatform(ps[0]))
 	}
 	tree, err := g.load()
 	if err != nil {
