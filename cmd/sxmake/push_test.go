@@ -62,7 +62,7 @@ func TestPushRoundTrip(t *testing.T) {
 	sandboxtest.RequiresRoot(t)
 	addr := startRegistry(t)
 	tree := writeFiles(t, map[string]string{
-		"packages/core/mp/package.toml": "[package]\nname = \"mp\"\nversion = \"1\"\n",
+		"packages/core/mp/package.toml":  "[package]\nname = \"mp\"\nversion = \"1\"\n",
 		"packages/core/mp/Containerfile": "FROM scratch AS package\nARG TARGETARCH\nCOPY <<EOF /arch\n${TARGETARCH}\nEOF\n",
 	})
 	cache := filepath.Join(t.TempDir(), "cache")
