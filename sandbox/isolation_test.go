@@ -98,13 +98,9 @@ func TestHostSettingsInvisible(t *testing.T) {
 	want := strings.Join([]string{
 		"FOO=bar",
 		"HOME=/root",
-		"LANG=C.UTF-8",
-		"LC_ALL=C",
 		"PATH=" + sandbox.DefaultPath,
 		"PWD=/",
 		"SHLVL=1",
-		"SOURCE_DATE_EPOCH=1",
-		"TZ=UTC",
 		"0022",
 		"buildkitsandbox",
 		"Thu Jan  1 00:00:00 UTC 1970",

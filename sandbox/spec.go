@@ -60,9 +60,10 @@ type Spec struct {
 	Lower []string
 	// Upper is an empty directory receiving the step's changes.
 	Upper string
-	// Work is overlayfs's work directory: empty, on Upper's file system.
-	// When empty, Run uses a directory next to Upper named Upper+".work"
-	// and removes it afterwards.
+	// Work is overlayfs's work directory: empty, on Upper's file system,
+	// good for one Run (the volatile overlay leaves a mark in it that
+	// stops a second mount). When empty, Run uses a directory next to
+	// Upper named Upper+".work" and removes it afterwards.
 	Work string
 
 	// Args is the process's argv, exec form. A shell-form RUN is
@@ -117,20 +118,21 @@ const DefaultHostname = "buildkitsandbox"
 // BuildKit's default for Linux.
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// pinnedEnv is added, in this order, for every variable the step does not
-// set itself.
+// pinnedEnv is added for every variable the step does not set itself. It
+// is PATH alone, as in BuildKit: the SOURCE_DATE_EPOCH, TZ, LANG and LC_ALL
+// StageX exports reach buildctl, not the steps (a step sees them only where
+// the Containerfile declares them), and tools that read them (py_compile
+// with SOURCE_DATE_EPOCH, sort and messages with LC_ALL) would otherwise
+// write other bytes than BuildKit's build. The host's environment never
+// reaches a step either way.
 var pinnedEnv = []string{
 	"PATH=" + DefaultPath,
-	"SOURCE_DATE_EPOCH=1",
-	"TZ=UTC",
-	"LANG=C.UTF-8",
-	"LC_ALL=C",
 }
 
 // Environ returns the environment a step with env runs with: env itself,
-// then each of PATH, SOURCE_DATE_EPOCH=1, TZ=UTC, LANG=C.UTF-8 and LC_ALL=C
-// that env does not set. A later duplicate key in env wins over an earlier
-// one, as in BuildKit. The result depends on env alone, never on the host.
+// then PATH=DefaultPath when env does not set PATH. A later duplicate key
+// in env wins over an earlier one, as in BuildKit. The result depends on
+// env alone, never on the host.
 func Environ(env []string) []string {
 	out := make([]string, 0, len(env)+len(pinnedEnv))
 	index := map[string]int{}

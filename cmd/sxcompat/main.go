@@ -2,7 +2,17 @@
 // BuildKit v0.26.3 oracle, using StageX's flags, and compares their
 // per-platform manifest digests.
 //
-// Usage: sxcompat [-C TREE] [-sxmake BIN] TARGET...
+// Usage:
+//
+//	sxcompat [-C TREE] [-sxmake BIN] [-keep DIR] [TARGET...]
+//	sxcompat -diff BUILDKIT_LAYOUT SXMAKE_LAYOUT
+//
+// Without targets it compares every image of the tree. For each image that
+// differs it prints a structured diff: the manifest fields, the config JSON
+// diff, and for the first layer whose blob differs, the paths only one side
+// has and the first tar entry whose header or content differs, field by
+// field. -diff prints the same for two OCI layouts already on disk (those
+// -keep leaves in DIR/oracle/<image> and DIR/sxmake/<image>).
 //
 // It needs root, runc, and the oracle built by testdata/oracle/run-oracle.sh
 // (sxcompat runs its setup). Exit status 1 when any image differs.
@@ -10,12 +20,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/stagex/sxmake/cmd/internal/oracle"
 	"github.com/stagex/sxmake/packages"
@@ -25,7 +37,25 @@ func main() {
 	dir := flag.String("C", "testdata/stagex", "the package tree")
 	keep := flag.String("keep", "", "keep both outputs in this directory")
 	sxmake := flag.String("sxmake", "bin/sxmake", "the sxmake binary")
+	diff := flag.Bool("diff", false, "describe how two OCI layouts (BuildKit's, then sxmake's) differ")
 	flag.Parse()
+	if *diff {
+		if flag.NArg() != 2 {
+			fmt.Fprintln(os.Stderr, "usage: sxcompat -diff BUILDKIT_LAYOUT SXMAKE_LAYOUT")
+			os.Exit(2)
+		}
+		d, err := describeDiff(flag.Arg(0), flag.Arg(1))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sxcompat:", err)
+			os.Exit(1)
+		}
+		if d == "" {
+			fmt.Println("same manifest")
+			return
+		}
+		fmt.Print(d)
+		os.Exit(1)
+	}
 	if err := run(*dir, *sxmake, *keep, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "sxcompat:", err)
 		os.Exit(1)
@@ -63,15 +93,21 @@ func run(dir, sxmake, keep string, names []string) error {
 		}
 		defer os.RemoveAll(work)
 	}
-	args := []string{"-C", dir, "--cache-dir", filepath.Join(work, "cache"), "-o", filepath.Join(work, "sxmake"), "--progress", "plain"}
+	// -k: an image sxmake fails to build is reported, and the others
+	// still compared.
+	args := []string{"-C", dir, "--cache-dir", filepath.Join(work, "cache"), "-o", filepath.Join(work, "sxmake"), "--progress", "plain", "-k"}
 	for _, img := range order {
 		args = append(args, img.Name)
 	}
 	cmd := exec.Command(sxmake, args...)
 	cmd.Stderr = os.Stderr
+	sxStart := time.Now()
 	out, err := cmd.Output()
+	sxTime := time.Since(sxStart)
+	var sxErr error
 	if err != nil {
-		return fmt.Errorf("sxmake: %w", err)
+		sxErr = fmt.Errorf("sxmake: %w", err)
+		fmt.Fprintf(os.Stderr, "sxcompat: %v; comparing the images it built\n", sxErr)
 	}
 	ours := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
@@ -85,20 +121,37 @@ func run(dir, sxmake, keep string, names []string) error {
 	}
 	defer d.Stop()
 	same := 0
+	start := time.Now()
+	var diffs []string
 	for _, img := range order {
 		theirs, err := d.Build(context.Background(), tree, img, filepath.Join(work, "oracle"), true)
-		if err != nil {
-			return err
-		}
 		mark := "DIFFERS"
-		if theirs == ours[img.Name] {
+		switch {
+		case err != nil:
+			mark = "BK-FAIL"
+			diffs = append(diffs, "== "+img.Name+"\nBuildKit failed: "+err.Error()+"\n")
+		case ours[img.Name] == "":
+			mark = "FAILED"
+			diffs = append(diffs, "== "+img.Name+"\nsxmake did not build it; BuildKit did\n")
+		case theirs == ours[img.Name]:
 			mark, same = "same", same+1
 		}
 		fmt.Printf("%-8s %-22s sxmake %.12s  buildkit %.12s\n", mark, img.Name, ours[img.Name], theirs)
+		if mark == "DIFFERS" {
+			d, err := describeDiff(filepath.Join(work, "oracle", img.Name), filepath.Join(work, "sxmake", img.Name))
+			if err != nil {
+				d = "cannot compare: " + err.Error() + "\n"
+			}
+			diffs = append(diffs, "== "+img.Name+"\n"+d)
+		}
 	}
-	fmt.Printf("%d of %d images identical to BuildKit\n", same, len(order))
+	for _, d := range diffs {
+		fmt.Print(d)
+	}
+	fmt.Printf("%d of %d images identical to BuildKit (sxmake %.1fs for all, BuildKit %.1fs one by one)\n",
+		same, len(order), sxTime.Seconds(), time.Since(start).Seconds())
 	if same != len(order) {
-		return fmt.Errorf("%d images differ", len(order)-same)
+		return errors.Join(sxErr, fmt.Errorf("%d images differ", len(order)-same))
 	}
 	return nil
 }
