@@ -17,6 +17,12 @@
 //   - work: overlayfs's scratch directory; same file system as upper, empty.
 //   - rootfs: the overlay of the lowers and the upper, mounted privately
 //     under the sandbox's state directory for the duration of one Run.
+//     It is mounted volatile: nothing syncs the upper directory to disk,
+//     neither the step's fsync calls nor the unmount (which would otherwise
+//     sync the whole file system holding it, 10 ms or far more per step).
+//     The caller reads the diff back through the page cache; it is not
+//     crash-safe until the caller syncs it. A work directory is therefore
+//     good for one Run only.
 //   - init: the re-executed sxmake process that sets the container up
 //     (namespaces, mounts, capabilities) and then execs the step. [Init] must
 //     be the first call in main (and in TestMain of tests running steps).
@@ -62,6 +68,19 @@
 // driver) named sxmake/<id> (see [WithCgroupParent]), removed after the
 // step; a memory limit also forbids swap where the kernel accounts it.
 // Resource limits (rlimits) are inherited and never raised.
+//
+// Moving the step's init into its cgroup costs an RCU grace period
+// (10-12 ms) unless the kernel's cgroup lock is in its "favordynmods"
+// mode. [New] turns that mode on for as long as the process lives, by
+// mounting a cgroup v1 hierarchy with no controller, name=sxmake, with
+// the favordynmods option, in a mount namespace only one idle thread of
+// the process sees; the hierarchy, and with it the mode, go when the
+// process exits, however it exits. The mode is host-wide: fork and exit
+// of every process cost a little more while it is on (the kernel's
+// documented trade-off), and /proc/PID/cgroup lists name=sxmake. Where
+// the kernel refuses (before Linux 6.0, or cgroup v1 named hierarchies
+// disabled), each Run starts the grace period in the background when it
+// begins instead (see cgroup.go), which hides part of it.
 //
 // Environment: exactly Spec.Env, plus, for each variable Spec.Env does not
 // set, the pinned defaults of [Environ]; libcontainer adds HOME from the

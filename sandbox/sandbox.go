@@ -46,7 +46,10 @@ func WithCgroupParent(parent string) Option {
 // is left there once each Run returns. New also removes what steps of a
 // process killed before it could clean up left in stateDir (mounts,
 // cgroups, directories); several processes may share stateDir. Running
-// steps needs root.
+// steps needs root. The first New of a process also puts the kernel's
+// cgroup lock in the mode where moving a step into its cgroup does not
+// wait, until the process exits (see "favordynmods" in the package
+// documentation).
 func New(stateDir string, opts ...Option) (*Sandbox, error) {
 	abs, err := filepath.Abs(stateDir)
 	if err != nil {
@@ -60,6 +63,7 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 		o(s)
 	}
 	s.sweep()
+	favorDynmods()
 	return s, nil
 }
 
@@ -83,6 +87,7 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (res Result, err error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
+	warmCgroupLock()
 	id, err := newID()
 	if err != nil {
 		return Result{}, err
