@@ -45,10 +45,13 @@ bench: deps build
 	$(GO) run ./cmd/sxbench -sxmake $(BIN) | tee -a bench.out
 	$(GO) run ./cmd/sandbox-bench -n 50 | tee -a bench.out
 
-# Every image of the demo tree built by sxmake and by BuildKit v0.26.3
-# with StageX's flags: the manifest digests must be identical.
+# Every image of the demo tree and of the compat corpus, built by sxmake and
+# by BuildKit v0.26.3 with StageX's flags: the manifest digests must be
+# identical; then the multi-platform tree for amd64 and arm64 (RUN steps
+# under qemu), comparing the indexes that list both.
 compat: deps build
-	$(GO) run ./cmd/sxcompat -C $(DEMO_TREE) -sxmake $(BIN)
+	for t in $(DEMO_TREE) testdata/compat; do $(GO) run ./cmd/sxcompat -C $$t -sxmake $(BIN) || exit 1; done
+	$(GO) run ./cmd/sxcompat -C testdata/multiarch -platform linux/amd64,linux/arm64 -sxmake $(BIN)
 
 # Builds sxmake and runs its main job on the demo tree: builds the demo
 # target and everything it needs, printing each image's digest (the

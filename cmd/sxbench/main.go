@@ -12,6 +12,9 @@
 //	           against BuildKit v0.26.3 rebuilding the same images cached
 //	cold       a cold build of that target: wall time minus the time spent
 //	           in RUN processes, against BuildKit's cold build
+//	layer500   the layer of a 500 MB Debian tree: sxmake --no-cache of
+//	           FROM scratch + COPY against BuildKit's (see layer.go)
+//	unpack500  image.Unpack of that layer against tar -x
 //
 // cached and cold need root, runc and the BuildKit oracle
 // (testdata/oracle/run-oracle.sh, which sxbench sets up).
@@ -55,6 +58,8 @@ func main() {
 		fn   func(work string) (row, error)
 	}{
 		{"plan600", plan600}, {"cached600", cached600}, {"cached", cachedDemo}, {"cold", coldDemo},
+		{"layer500", layer500}, {"unpack500", unpack500}, // layer.go
+		{"arm64", arm64}, // arm64.go
 	}
 	work, err := os.MkdirTemp("", "sxbench-")
 	if err != nil {

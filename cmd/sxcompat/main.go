@@ -37,6 +37,7 @@ func main() {
 	dir := flag.String("C", "testdata/stagex", "the package tree")
 	keep := flag.String("keep", "", "keep both outputs in this directory")
 	sxmake := flag.String("sxmake", "bin/sxmake", "the sxmake binary")
+	platforms := flag.String("platform", "", "build for these platforms (comma-separated) and compare the images' indexes")
 	diff := flag.Bool("diff", false, "describe how two OCI layouts (BuildKit's, then sxmake's) differ")
 	flag.Parse()
 	if *diff {
@@ -56,13 +57,19 @@ func main() {
 		fmt.Print(d)
 		os.Exit(1)
 	}
-	if err := run(*dir, *sxmake, *keep, flag.Args()); err != nil {
+	if err := run(*dir, *sxmake, *keep, *platforms, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "sxcompat:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, sxmake, keep string, names []string) error {
+// indexHex is the hex digest of the nested index of a layout.
+func indexHex(dir string) (string, error) {
+	d, err := oracle.IndexDigest(dir)
+	return strings.TrimPrefix(d, "sha256:"), err
+}
+
+func run(dir, sxmake, keep, platforms string, names []string) error {
 	repo, _ := os.Getwd()
 	if err := oracle.Setup(repo); err != nil {
 		return err
@@ -96,6 +103,9 @@ func run(dir, sxmake, keep string, names []string) error {
 	// -k: an image sxmake fails to build is reported, and the others
 	// still compared.
 	args := []string{"-C", dir, "--cache-dir", filepath.Join(work, "cache"), "-o", filepath.Join(work, "sxmake"), "--progress", "plain", "-k"}
+	if platforms != "" {
+		args = append(args, "--platform", platforms)
+	}
 	for _, img := range order {
 		args = append(args, img.Name)
 	}
@@ -120,11 +130,18 @@ func run(dir, sxmake, keep string, names []string) error {
 		return err
 	}
 	defer d.Stop()
+	d.Platforms = platforms
 	same := 0
 	start := time.Now()
 	var diffs []string
 	for _, img := range order {
 		theirs, err := d.Build(context.Background(), tree, img, filepath.Join(work, "oracle"), true)
+		if platforms != "" && err == nil {
+			// Several platforms: compare the nested indexes, which list
+			// every platform's manifest.
+			theirs, err = indexHex(filepath.Join(work, "oracle", img.Name))
+			ours[img.Name], _ = indexHex(filepath.Join(work, "sxmake", img.Name))
+		}
 		mark := "DIFFERS"
 		switch {
 		case err != nil:

@@ -49,13 +49,24 @@ type Daemon struct {
 	bin  string
 	sock string
 	cmd  *exec.Cmd
+
+	// Platforms is the --platform list (comma-separated) for packages
+	// whose package.toml names none; "" means linux/amd64.
+	Platforms string
 }
 
 // Start starts buildkitd with an empty state directory (it needs root and
 // runc on PATH).
-func Start() (*Daemon, error) {
-	dir := Dir()
-	d := &Daemon{bin: filepath.Join(dir, "bin"), sock: filepath.Join(dir, "bench.sock")}
+func Start() (*Daemon, error) { return StartIn(Dir()) }
+
+// StartIn is Start with the daemon's state, socket and log in dir, so that
+// daemons started by concurrent tests and benchmarks do not share (and
+// wipe) one state directory.
+func StartIn(dir string) (*Daemon, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	d := &Daemon{bin: filepath.Join(Dir(), "bin"), sock: filepath.Join(dir, "bench.sock")}
 	root := filepath.Join(dir, "bench-root")
 	os.RemoveAll(root)
 	os.Remove(d.sock)
@@ -79,6 +90,14 @@ func Start() (*Daemon, error) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// Command returns a buildctl command line talking to d, with StageX's
+// environment (SOURCE_DATE_EPOCH=1).
+func (d *Daemon) Command(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "buildctl"), append([]string{"--addr", "unix://" + d.sock}, args...)...)
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1", "TZ=UTC", "LANG=C.UTF-8", "LC_ALL=C")
+	return cmd
 }
 
 // Stop stops the daemon.
@@ -113,7 +132,7 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 	args := []string{"--addr", "unix://" + d.sock, "build", "--progress=plain",
 		"--frontend", "dockerfile.v0",
 		"--local", "context=" + contextDir, "--local", "dockerfile=" + contextDir,
-		"--opt", "filename=Containerfile", "--opt", "platform=" + platform(pkg),
+		"--opt", "filename=Containerfile", "--opt", "platform=" + d.platform(pkg),
 		"--local", "fetch=" + fetch, "--opt", "context:fetch=local:fetch",
 		"--opt", "build-arg:BUILDKIT_MULTI_PLATFORM=1",
 	}
@@ -129,14 +148,20 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 	for _, k := range keys {
 		args = append(args, "--opt", "build-arg:"+k+"="+buildArgs[k])
 	}
-	for i, dep := range img.Deps {
-		idx, err := topManifest(filepath.Join(outRoot, dep.Name))
+	// Dependencies, then external images (imported into sxmake's cache),
+	// whose layouts must be in outRoot too.
+	var deps []string
+	for _, dep := range img.Deps {
+		deps = append(deps, dep.Name)
+	}
+	for i, dep := range append(deps, img.External...) {
+		idx, err := topManifest(filepath.Join(outRoot, dep))
 		if err != nil {
 			return "", err
 		}
 		name := fmt.Sprintf("dep%d", i)
-		args = append(args, "--oci-layout", name+"="+filepath.Join(outRoot, dep.Name),
-			"--opt", "context:stagex/"+dep.Name+"="+"oci-layout://"+name+"@"+idx)
+		args = append(args, "--oci-layout", name+"="+filepath.Join(outRoot, dep),
+			"--opt", "context:stagex/"+dep+"="+"oci-layout://"+name+"@"+idx)
 	}
 	if noCache {
 		args = append(args, "--no-cache")
@@ -166,13 +191,20 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 	return m[1], nil
 }
 
-// platform is the platform StageX builds pkg for.
-func platform(pkg *packages.Package) string {
-	if len(pkg.Platforms) > 0 {
+// platform is the platform list pkg is built for.
+func (d *Daemon) platform(pkg *packages.Package) string {
+	switch {
+	case len(pkg.Platforms) > 0:
 		return pkg.Platforms[0].String()
+	case d.Platforms != "":
+		return d.Platforms
 	}
 	return "linux/amd64"
 }
+
+// IndexDigest is the digest of the nested index of the layout dir (the
+// "manifest list" of a multi-platform build).
+func IndexDigest(dir string) (string, error) { return topManifest(dir) }
 
 var digestRE = regexp.MustCompile(`"digest":"(sha256:[0-9a-f]{64})"`)
 
