@@ -136,6 +136,11 @@ func (ib *imageBuild) baseState(st *rules.Stage) (*state, error) {
 
 // dependency returns the built image a stagex/ reference names.
 func (ib *imageBuild) dependency(ref string) (*imageResult, error) {
+	if ib.b.tree.IsExternal(ref) {
+		// Not built by the tree but imported into the cache (external.go):
+		// its layers are used as a built dependency's exported layers.
+		return ib.b.imports.result(ref)
+	}
 	img, err := ib.b.tree.Resolve(ref)
 	if err != nil {
 		return nil, err

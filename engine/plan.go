@@ -29,6 +29,7 @@ type PlanOption func(*planConfig)
 
 type planConfig struct {
 	platform rules.Platform
+	imports  *Imports // images imported into the cache (external.go)
 }
 
 // WithPlatform sets the platform of images whose package.toml names none.
@@ -80,6 +81,9 @@ func planImage(tree *packages.Tree, img *packages.Image, cfg planConfig, done ma
 		BuildPlatform: HostPlatform(),
 		NamedContexts: namedContexts,
 		ImageConfig: func(ref string, _ rules.Platform) (rules.ImageConfig, error) {
+			if tree.IsExternal(ref) {
+				return cfg.importedConfig(ref) // an imported image (sxmake import)
+			}
 			dep, err := tree.Resolve(ref)
 			if err != nil {
 				return rules.ImageConfig{}, err

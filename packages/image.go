@@ -17,6 +17,10 @@ type Image struct {
 	Target  string   // Containerfile stage: "package-<x>" for subpackage x, "" for the last stage
 	Deps    []*Image // images it references, sorted by Name
 
+	// External lists the external images (see WithExternalImages) it
+	// references, sorted; they are not dependencies.
+	External []string
+
 	refs map[*Image]rules.Pos // where each dependency is first referenced
 }
 
@@ -120,6 +124,10 @@ func (t *Tree) link(img *Image) error {
 		}
 		name = stripTagDigest(name)
 		dep := t.byName[name]
+		if dep == nil && t.external[name] {
+			img.addExternal(name) // imported, not built: not a dependency
+			continue
+		}
 		if dep == nil {
 			errs = append(errs, newError(ref.Pos, p.src, fmt.Sprintf("unknown image %s%s", ref.Name, suggest(name, t.imageNames()))))
 			continue

@@ -24,6 +24,8 @@ type Tree struct {
 	byID   map[string]*Package
 	images []*Image // sorted by Name
 	byName map[string]*Image
+
+	external map[string]bool // images referenceable but not built (WithExternalImages)
 }
 
 // Package is one packages/<stage>/<name>/ directory.
@@ -77,7 +79,7 @@ func (t *Tree) Package(id string) *Package { return t.byID[id] }
 // package.toml, resolves versions, expands source templates, parses each
 // Containerfile and links images to the images they reference. Every
 // problem found in a phase is reported, joined, in a stable order.
-func Load(root string) (*Tree, error) {
+func Load(root string, opts ...LoadOption) (*Tree, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("loading package tree: %w", err)
@@ -87,6 +89,9 @@ func Load(root string) (*Tree, error) {
 		return nil, err
 	}
 	t := &Tree{Root: abs, Packages: make([]*Package, len(dirs)), byID: make(map[string]*Package)}
+	for _, o := range opts {
+		o(t)
+	}
 	errs := make([]error, len(dirs))
 	parallel(len(dirs), func(i int) {
 		t.Packages[i], errs[i] = readPackage(abs, dirs[i][0], dirs[i][1])

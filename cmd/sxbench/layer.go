@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/stagex/sxmake/cmd/internal/oracle"
+	"github.com/stagex/sxmake/engine/image"
+)
+
+// The layer500 and unpack500 scenarios work on a Debian bookworm root file
+// system of about 500 MB in about 13,000 files, made once with mmdebstrap
+// (from the Debian mirror apt uses) and kept outside the repository in
+// ~/.cache/sxmake-bench:
+//
+//	rootfs.tar                        mmdebstrap's output
+//	tree/packages/bench/rootfs500/    a package: FROM scratch, COPY rootfs/ /
+//	tree/packages/bench/rootfs500/rootfs/   the tree, extracted (without dev/)
+var (
+	benchDebianPackages = "build-essential,python3,libpython3-dev"
+	benchEpoch          = "1700000000" // SOURCE_DATE_EPOCH for mmdebstrap
+)
+
+// benchRootfs makes (once) the bench tree and returns the package tree's
+// root and the package directory.
+func benchRootfs() (tree, pkg string, err error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", "", err
+	}
+	dir := filepath.Join(home, ".cache", "sxmake-bench")
+	tree = filepath.Join(dir, "tree")
+	pkg = filepath.Join(tree, "packages", "bench", "rootfs500")
+	done := filepath.Join(pkg, ".complete")
+	if _, err := os.Stat(done); err == nil {
+		return tree, pkg, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	tarball := filepath.Join(dir, "rootfs.tar")
+	if _, err := os.Stat(tarball); err != nil {
+		if _, err := exec.LookPath("mmdebstrap"); err != nil {
+			return "", "", fmt.Errorf("mmdebstrap is needed (apt-get install mmdebstrap): %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "sxbench: making %s with mmdebstrap (once)\n", tarball)
+		cmd := exec.Command("mmdebstrap", "--variant=minbase", "--include="+benchDebianPackages, "bookworm", tarball+".tmp")
+		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+benchEpoch)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return "", "", fmt.Errorf("mmdebstrap: %w", err)
+		}
+		if err := os.Rename(tarball+".tmp", tarball); err != nil {
+			return "", "", err
+		}
+	}
+	os.RemoveAll(pkg)
+	rootfs := filepath.Join(pkg, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return "", "", err
+	}
+	// dev/ holds device nodes, which neither side's COPY is about.
+	if out, err := exec.Command("tar", "-x", "--numeric-owner", "--xattrs", "--exclude=./dev/*", "-C", rootfs, "-f", tarball).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("extracting %s: %w\n%s", tarball, err, out)
+	}
+	files := map[string]string{
+		"package.toml":  "[package]\nname = \"rootfs500\"\nversion = \"1\"\n",
+		"Containerfile": "FROM scratch\nCOPY rootfs/ /\n",
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(pkg, name), []byte(body), 0o644); err != nil {
+			return "", "", err
+		}
+	}
+	return tree, pkg, os.WriteFile(done, nil, 0o644)
+}
+
+// treeSize counts the regular files of dir and their bytes.
+func treeSize(dir string) (files int, bytes int64) {
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() {
+			files++
+			bytes += fi.Size()
+		}
+		return nil
+	})
+	return files, bytes
+}
+
+// diffCompress is sxmake's layer generation alone: image.WriteDiff of the
+// tree (as an overlay upper dir over an empty lower) piped through
+// image.Compress (rewrite-timestamp, gzip) into the file blob.
+func diffCompress(rootfs, empty, blob string) (image.Layer, error) {
+	f, err := os.Create(blob)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	defer f.Close()
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(image.WriteDiff(context.Background(), pw, rootfs, empty)) }()
+	epoch := time.Unix(1, 0)
+	bw := bufio.NewWriterSize(f, 1<<20)
+	l, err := image.Compress(bw, pr, &epoch)
+	pr.CloseWithError(err)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	return l, bw.Flush()
+}
+
+var bkManifestRE = regexp.MustCompile(`exporting manifest sha256:([0-9a-f]{64})`)
+
+// layer500 times making the layer of the 500 MB tree: `sxmake --no-cache`
+// building FROM scratch + COPY rootfs/ / (hashing the context, copying it
+// into a snapshot, diffing, rewrite-timestamp, gzip, writing the OCI
+// layout) against BuildKit building the same Containerfile with
+// --no-cache and StageX's OCI output options (its context already synced
+// by the warm-up run; copying, diffing, rewrite-timestamp, gzip and
+// writing the OCI tarball). The scenario text also gives the time of
+// image.WriteDiff + image.Compress alone, in process, and whether both
+// builds gave the same manifest digest.
+func layer500(work string) (row, error) {
+	repo, _ := os.Getwd()
+	if err := oracle.Setup(repo); err != nil {
+		return row{}, err
+	}
+	tree, pkg, err := benchRootfs()
+	if err != nil {
+		return row{}, err
+	}
+	files, size := treeSize(filepath.Join(pkg, "rootfs"))
+	n := max(3, *runs/3)
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return row{}, err
+	}
+
+	empty := filepath.Join(work, "empty")
+	os.MkdirAll(empty, 0o755)
+	blob := filepath.Join(work, "layer.tar.gz")
+	var core []time.Duration
+	var layer image.Layer
+	for i := 0; i <= n; i++ {
+		start := time.Now()
+		if layer, err = diffCompress(filepath.Join(pkg, "rootfs"), empty, blob); err != nil {
+			return row{}, err
+		}
+		if i > 0 {
+			core = append(core, time.Since(start))
+		}
+	}
+
+	args := []string{"-C", tree, "--cache-dir", filepath.Join(work, "cache"), "-o", filepath.Join(work, "out"),
+		"--no-cache", "--progress", "plain", "bench-rootfs500"}
+	ours, err := timeRuns(n, *sxmake, args...)
+	if err != nil {
+		return row{}, err
+	}
+	out, err := exec.Command(*sxmake, args...).Output()
+	if err != nil {
+		return row{}, fmt.Errorf("sxmake: %w", err)
+	}
+	ourDigest, _, _ := strings.Cut(string(out), " ")
+
+	fmt.Fprintf(os.Stderr, "sxbench: layer500: WriteDiff+Compress %s, sxmake --no-cache %s (%s)\n", ms(median(core)), ms(ours), strings.TrimSpace(string(out)))
+	d, err := oracle.StartIn(filepath.Join(work, "buildkit")) // a daemon of its own
+	if err != nil {
+		return row{}, err
+	}
+	defer d.Stop()
+	bkArgs := []string{"build", "--progress=plain", "--frontend", "dockerfile.v0",
+		"--local", "context=" + pkg, "--local", "dockerfile=" + pkg,
+		"--opt", "filename=Containerfile", "--opt", "platform=linux/amd64",
+		"--opt", "build-arg:BUILDKIT_MULTI_PLATFORM=1", "--no-cache",
+		"--output", "type=oci,name=bench-rootfs500,rewrite-timestamp=true,force-compression=true," +
+			"annotation.org.opencontainers.image.version=1," +
+			"annotation.org.opencontainers.image.created=1970-01-01T00:00:01Z," +
+			"annotation.containerd.io/distribution.source.docker.io=stagex/bench-rootfs500,tar=true,dest=" + filepath.Join(work, "buildkit.tar")}
+	var theirs []time.Duration
+	var bkDigest string
+	for i := 0; i <= n; i++ {
+		cmd := d.Command(context.Background(), bkArgs...)
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			return row{}, fmt.Errorf("buildctl: %w\n%s", err, buf.String())
+		}
+		if i > 0 {
+			theirs = append(theirs, time.Since(start))
+		}
+		if m := bkManifestRE.FindStringSubmatch(buf.String()); m != nil {
+			bkDigest = m[1]
+		}
+	}
+	same := "different manifest digests"
+	if bkDigest == ourDigest {
+		same = "same manifest digest"
+	}
+	bk := median(theirs)
+	return row{fmt.Sprintf("layer of a %d MB, %d-file Debian tree (layer %d MB gzipped): `sxmake --no-cache` of FROM scratch + COPY vs BuildKit --no-cache (%s); WriteDiff+Compress alone: %s",
+		size>>20, files, layer.Size>>20, same, ms(median(core))),
+		ms(ours), ms(bk), fmt.Sprintf("%.3f", float64(ours)/float64(bk)), "≤ 1"}, nil
+}
+
+// unpack500 times image.Unpack of the uncompressed layer tar of the 500 MB
+// tree against GNU `tar -x --numeric-owner --xattrs` of the same tar file,
+// each into a fresh directory on the same file system, alternating.
+func unpack500(work string) (row, error) {
+	_, pkg, err := benchRootfs()
+	if err != nil {
+		return row{}, err
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return row{}, err
+	}
+	layerTar := filepath.Join(work, "layer.tar")
+	empty := filepath.Join(work, "empty")
+	os.MkdirAll(empty, 0o755)
+	blob := filepath.Join(work, "layer.tar.gz")
+	if _, err := diffCompress(filepath.Join(pkg, "rootfs"), empty, blob); err != nil {
+		return row{}, err
+	}
+	if err := gunzipFile(blob, layerTar); err != nil {
+		return row{}, err
+	}
+	n := max(3, *runs/3)
+	var ours, theirs []time.Duration
+	for i := 0; i <= n; i++ {
+		dir := filepath.Join(work, fmt.Sprint("ours", i))
+		os.MkdirAll(dir, 0o755)
+		f, err := os.Open(layerTar)
+		if err != nil {
+			return row{}, err
+		}
+		start := time.Now()
+		err = image.Unpack(dir, bufio.NewReaderSize(f, 1<<20))
+		d := time.Since(start)
+		f.Close()
+		if err != nil {
+			return row{}, fmt.Errorf("unpacking: %w", err)
+		}
+		os.RemoveAll(dir)
+
+		dir = filepath.Join(work, fmt.Sprint("tar", i))
+		os.MkdirAll(dir, 0o755)
+		start = time.Now()
+		if out, err := exec.Command("tar", "-x", "--numeric-owner", "--xattrs", "-C", dir, "-f", layerTar).CombinedOutput(); err != nil {
+			return row{}, fmt.Errorf("tar -x: %w\n%s", err, out)
+		}
+		td := time.Since(start)
+		os.RemoveAll(dir)
+		if i > 0 {
+			ours, theirs = append(ours, d), append(theirs, td)
+		}
+	}
+	o, t := median(ours), median(theirs)
+	return row{"unpack the 500 MB layer tar (uncompressed): image.Unpack vs `tar -x --numeric-owner --xattrs`",
+		ms(o), ms(t), fmt.Sprintf("%.3f", float64(o)/float64(t)), "≤ 1"}, nil
+}
+
+func gunzipFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(bufio.NewReaderSize(in, 1<<20))
+	if err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, zr); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
