@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/zeebo/blake3"
@@ -211,13 +212,50 @@ func (ib *imageBuild) mkdir(ctx context.Context, st *rules.Stage, i int, step *r
 				if err != nil {
 					return err
 				}
-				if err := os.MkdirAll(p, 0o755); err != nil {
-					return err
+				var owner *fileop.Owner
+				if step.User != "" {
+					o, err := fileop.ResolveChown(root, step.User)
+					if err != nil {
+						return err
+					}
+					owner = &o
 				}
-				return os.Chtimes(p, epoch, epoch)
+				return mkdirAll(p, owner)
 			})
 		},
 	})
+}
+
+// mkdirAll creates p and its missing parents with mode 0755 as BuildKit's
+// mkdir -p file operation (fsutil's copy.MkdirAll) does: each directory it
+// creates, and only those, is owned by owner (when not nil, the stage's
+// USER resolved as for --chown) and gets the epoch as its times; existing
+// directories are left alone.
+func mkdirAll(p string, owner *fileop.Owner) error {
+	fi, err := os.Stat(p)
+	if err == nil {
+		if fi.IsDir() {
+			return nil
+		}
+		return &os.PathError{Op: "mkdir", Path: p, Err: syscall.ENOTDIR}
+	}
+	if parent := filepath.Dir(p); parent != p {
+		if err := mkdirAll(parent, owner); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(p, 0o755); err != nil {
+		if fi, err1 := os.Lstat(p); err1 == nil && fi.IsDir() {
+			return nil
+		}
+		return err
+	}
+	if owner != nil {
+		if err := os.Lchown(p, owner.UID, owner.GID); err != nil {
+			return err
+		}
+	}
+	return os.Chtimes(p, epoch, epoch)
 }
 
 // sourceFiles describes what a source pattern names under root, one line

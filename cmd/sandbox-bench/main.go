@@ -4,7 +4,7 @@
 // runs of `true` each, and their ratio. It needs root, /bin/busybox
 // (busybox-static) and runc on PATH.
 //
-//	go run ./cmd/sandbox-bench [-n 50] [-cpuprofile FILE]
+//	go run ./cmd/sandbox-bench [-n 50] [-cpuprofile FILE] [-state DIR]
 package main
 
 import (
@@ -27,14 +27,15 @@ func main() {
 	n := flag.Int("n", 50, "runs of each")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the sandbox runs to `file`")
 	only := flag.String("only", "", "run only `which` of sandbox and runc (to measure CPU time)")
+	state := flag.String("state", "", "keep the sandbox's state under `dir` (default: in the bench's temporary directory)")
 	flag.Parse()
-	if err := bench(*n, *profile, *only); err != nil {
+	if err := bench(*n, *profile, *only, *state); err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func bench(n int, profile, only string) error {
+func bench(n int, profile, only, state string) error {
 	dir, err := os.MkdirTemp("", "sxmake-bench-")
 	if err != nil {
 		return err
@@ -44,7 +45,17 @@ func bench(n int, profile, only string) error {
 	if err := busyboxRootfs(rootfs); err != nil {
 		return err
 	}
-	s, err := sandbox.New(filepath.Join(dir, "state"))
+	if state == "" {
+		state = filepath.Join(dir, "state")
+	} else {
+		stateDir, err := os.MkdirTemp(state, "sxmake-bench-state-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(stateDir)
+		state = stateDir
+	}
+	s, err := sandbox.New(state)
 	if err != nil {
 		return err
 	}
