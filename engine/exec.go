@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine/image"
@@ -68,6 +69,15 @@ type imageResult struct {
 	layout string
 	ran    int
 	cached int
+
+	exportOnce sync.Once
+	export     []layer // exported(layers), computed once for all dependents
+}
+
+// exportedLayers returns exported(r.layers), computed on first use.
+func (r *imageResult) exportedLayers() []layer {
+	r.exportOnce.Do(func() { r.export = exported(r.layers) })
+	return r.export
 }
 
 // imageBuild is the work on one image.
@@ -125,7 +135,7 @@ func (ib *imageBuild) baseState(st *rules.Stage) (*state, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", st.Pos, err)
 		}
-		s := &state{layers: exported(dep.layers), config: dep.config}
+		s := &state{layers: append([]layer(nil), dep.exportedLayers()...), config: dep.config}
 		s.config.History = append([]image.History(nil), dep.config.History...)
 		base := dep.config
 		s.base = &base

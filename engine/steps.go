@@ -156,7 +156,7 @@ func (ib *imageBuild) copySource(step *rules.Step, in *inputs) (*copySource, err
 		if err != nil {
 			return nil, err
 		}
-		src.state = exported(dep.layers)
+		src.state = dep.exportedLayers()
 		in.add("from", chainOf(src.state).String())
 	case rules.ScratchSource:
 		src.root = ib.b.snaps.Empty()
