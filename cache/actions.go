@@ -108,15 +108,33 @@ type Actions struct {
 
 	mu      sync.Mutex
 	touched map[ActionKey]Result // hits whose last-use time is to be written
+
+	wait     bool // WithWait: until waitDone closes (nil: never)
+	waitDone <-chan struct{}
+	notice   func()
+}
+
+// ActionsOption configures OpenActions.
+type ActionsOption func(*Actions)
+
+// WithWait makes OpenActions wait for another process holding the cache
+// until done is closed (by default it waits up to two minutes), calling
+// notice once if it has to wait.
+func WithWait(done <-chan struct{}, notice func()) ActionsOption {
+	return func(a *Actions) { a.wait, a.waitDone, a.notice = true, done, notice }
 }
 
 // OpenActions opens the action cache in dir, creating it if needed. It
-// waits up to two minutes for another process holding it.
-func OpenActions(dir string) (*Actions, error) {
+// waits up to two minutes for another process holding it, or as WithWait
+// says.
+func OpenActions(dir string, opts ...ActionsOption) (*Actions, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache dir: %w", err)
 	}
 	a := &Actions{path: filepath.Join(dir, "actions.db"), now: time.Now, touched: map[ActionKey]Result{}}
+	for _, o := range opts {
+		o(a)
+	}
 	db, err := a.open()
 	if err != nil {
 		return nil, err
@@ -278,12 +296,12 @@ func (a *Actions) update(fn func(*bolt.Tx) error) error { return a.db.Update(fn)
 // loses nothing, since the kernel keeps its writes, and a power failure
 // can at worst lose recent results or leave a file that is recreated.
 func (a *Actions) open() (*bolt.DB, error) {
-	db, err := bolt.Open(a.path, 0o644, &bolt.Options{Timeout: 2 * time.Minute, NoSync: true})
+	db, err := a.boltOpen()
 	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
 		if rerr := os.Remove(a.path); rerr != nil {
 			return nil, fmt.Errorf("removing corrupt action cache: %w", rerr)
 		}
-		db, err = bolt.Open(a.path, 0o644, &bolt.Options{Timeout: 2 * time.Minute, NoSync: true})
+		db, err = a.boltOpen()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening action cache %s: %w", a.path, err)
@@ -322,4 +340,28 @@ func (a *Actions) open() (*bolt.DB, error) {
 		return nil, fmt.Errorf("action cache %s: %w", a.path, err)
 	}
 	return db, nil
+}
+
+// boltOpen opens the file, waiting for another process holding its lock
+// as OpenActions says.
+func (a *Actions) boltOpen() (*bolt.DB, error) {
+	if !a.wait {
+		return bolt.Open(a.path, 0o644, &bolt.Options{Timeout: 2 * time.Minute, NoSync: true})
+	}
+	noticed := false
+	for {
+		db, err := bolt.Open(a.path, 0o644, &bolt.Options{Timeout: time.Second, NoSync: true})
+		if !errors.Is(err, berrors.ErrTimeout) {
+			return db, err
+		}
+		if !noticed && a.notice != nil {
+			a.notice()
+			noticed = true
+		}
+		select {
+		case <-a.waitDone:
+			return nil, fmt.Errorf("waiting for another process using the cache: %w", err)
+		default:
+		}
+	}
 }

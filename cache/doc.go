@@ -4,6 +4,7 @@
 //	content/     the content store: blobs (layers, logs) by SHA-256
 //	actions.db   the action cache (bbolt): results by action key
 //	snapshots/   unpacked layers, one directory per chain ID
+//	images/      imported images (sxmake import): <name>.json each (Images)
 //
 // Vocabulary:
 //
@@ -19,6 +20,9 @@
 //   - chain ID: the identity of a stack of layers by content (ChainID).
 //   - snapshot: the unpacked form of a stack's top layer, in overlayfs
 //     upper-dir form, usable as an overlay lower dir.
+//   - remote: a cache shared between machines (Source, Sink; remote.go):
+//     a directory, a Bazel HTTP cache or an OCI registry. Nothing read
+//     from one is used before it verifies (Pull).
 //
 // A hit in the action cache does not promise that the blobs it names are
 // still stored: callers check (ContentStore.Size) and treat a missing blob

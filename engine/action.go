@@ -46,6 +46,7 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 	if !b.noCache || !leader {
 		if l, ok := ib.lookup(key, a.parent); ok {
 			ib.cached++
+			b.reach(key, l.Digest)
 			b.events(Event{Kind: ActionCached, Image: ib.ip.Image.Name, Action: a.label, Name: a.name})
 			if leader {
 				b.land(key, f)
@@ -56,6 +57,15 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 	if !leader {
 		// The other run failed or was not kept: run it here.
 		return ib.do(ctx, a)
+	}
+	if !b.noCache && !b.dryRun && len(b.from) > 0 {
+		if l, ok := ib.pull(ctx, key, a); ok {
+			ib.cached++
+			b.reach(key, l.Digest)
+			b.events(Event{Kind: ActionCached, Image: ib.ip.Image.Name, Action: a.label, Name: a.name})
+			b.land(key, f)
+			return l, nil
+		}
 	}
 	defer b.land(key, f)
 	if b.dryRun {
@@ -85,6 +95,7 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 		return nil, err
 	}
 	ib.ran++
+	b.reach(key, l.Digest)
 	b.events(Event{Kind: ActionDone, Image: ib.ip.Image.Name, Action: a.label, Name: a.name, Duration: d, Process: a.process})
 	return l, nil
 }

@@ -48,6 +48,8 @@ type Builder struct {
 
 	slots chan struct{} // one token per concurrently running action
 
+	remoteState // --cache-from, --cache-to (remote.go)
+
 	mu      sync.Mutex
 	results map[string]*imageResult // by image name
 	flights map[cache.ActionKey]*inFlight
@@ -113,7 +115,11 @@ func NewBuilder(tree *packages.Tree, cacheDir string, runner Runner, opts ...Bui
 	b.slots = make(chan struct{}, b.jobs)
 	var err error
 	// The action cache's lock is the cache directory's: take it first.
-	if b.actions, err = cache.OpenActions(cacheDir); err != nil {
+	var wait []cache.ActionsOption
+	if b.wait {
+		wait = append(wait, cache.WithWait(b.waitDone, b.waitNotice))
+	}
+	if b.actions, err = cache.OpenActions(cacheDir, wait...); err != nil {
 		return nil, err
 	}
 	if b.store, err = cache.OpenContentStore(filepath.Join(cacheDir, "content")); err != nil {
@@ -136,6 +142,10 @@ type Report struct {
 	Images []ImageReport // in plan order
 	Ran    int           // actions run
 	Cached int           // actions whose result came from the cache
+	// Remote counts the cached actions whose result came from a
+	// --cache-from remote; Transfer the bytes moved from and to remotes.
+	Remote   int
+	Transfer cache.Transfer
 }
 
 // ImageReport is the outcome of one image.
@@ -166,6 +176,7 @@ var ErrDependencyFailed = errors.New("dependency failed")
 // keep-going the first failure cancels the rest. The error is non-nil when
 // any image failed; the report says which.
 func (b *Builder) Build(ctx context.Context, plan *Plan) (*Report, error) {
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(map[string]chan struct{}, len(plan.Images))
@@ -193,6 +204,14 @@ func (b *Builder) Build(ctx context.Context, plan *Plan) (*Report, error) {
 		}
 	}
 	report.Ran, report.Cached = b.counts()
+	if len(b.to) > 0 && !b.dryRun {
+		if err := b.export(parent, plan); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	b.rmu.Lock()
+	report.Remote, report.Transfer = b.hits, b.transfer
+	b.rmu.Unlock()
 	if len(errs) == 0 && len(report.Failed()) > 0 {
 		errs = append(errs, ctx.Err())
 	}

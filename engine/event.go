@@ -19,9 +19,10 @@ const (
 	ImageFailed                     // an image failed (Err)
 	ImageSkipped                    // an image was not built: a dependency failed
 	ActionWouldRun                  // dry run: the action has no cached result (Explain says why)
+	CacheWarning                    // a remote cache entry was rejected or a remote failed (Err): a miss
 )
 
-var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run"}
+var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run", "cache-warning"}
 
 func (k EventKind) String() string { return eventNames[k] }
 

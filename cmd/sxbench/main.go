@@ -15,6 +15,10 @@
 //	layer500   the layer of a 500 MB Debian tree: sxmake --no-cache of
 //	           FROM scratch + COPY against BuildKit's (see layer.go)
 //	unpack500  image.Unpack of that layer against tar -x
+//	remote-dir, remote-http, remote-registry
+//	           a CI build of the target on an empty cache from a remote
+//	           cache a build filled (--cache-to ...,mode=max), against a
+//	           cold build, with the bytes moved (see remote.go)
 //
 // cached and cold need root, runc and the BuildKit oracle
 // (testdata/oracle/run-oracle.sh, which sxbench sets up).
@@ -60,6 +64,8 @@ func main() {
 		{"plan600", plan600}, {"cached600", cached600}, {"cached", cachedDemo}, {"cold", coldDemo},
 		{"layer500", layer500}, {"unpack500", unpack500}, // layer.go
 		{"arm64", arm64}, // arm64.go
+		// remote.go
+		{"remote-dir", remoteDir}, {"remote-http", remoteHTTP}, {"remote-registry", remoteRegistry},
 	}
 	work, err := os.MkdirTemp("", "sxbench-")
 	if err != nil {

@@ -91,6 +91,9 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 		return nil, err
 	}
 	opts = append(opts, ropts...)
+	opts = append(opts, engine.WithCacheWait(ctx, func() {
+		fmt.Fprintf(stderr, "sxmake: waiting for another sxmake using the cache %s\n", cacheDir)
+	}))
 	if outDir != "" {
 		opts = append(opts, engine.WithOutDir(outDir))
 	}

@@ -123,8 +123,11 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.BoolVar(&bf.json, "json", false, "print build events as JSON lines on stdout")
 	pf.BoolVar(&bf.offline, "offline", false, "download nothing: fail before building when a source is missing")
 	pf.StringVar(&bf.cacheDir, "cache-dir", "", "the cache directory (default: $XDG_CACHE_HOME/sxmake or ~/.cache/sxmake)")
+	pf.StringArrayVar(&bf.cacheFrom, "cache-from", nil, "also look actions up in this remote cache, never writing to it: dir:PATH, http(s)://HOST/PREFIX or registry:HOST/REPO (repeatable)")
+	pf.StringArrayVar(&bf.cacheTo, "cache-to", nil, "after the build, export results to this remote cache; add ,mode=max for every action, not only the targets' layers (repeatable)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newGraphCmd(g), newLsCmd(g), newFetchCmd(g, bf), newVerifyCmd(g, bf), newDigestsCmd(g, bf), newImportCmd(g))
+	root.AddCommand(newGraphCmd(g), newLsCmd(g), newFetchCmd(g, bf), newVerifyCmd(g, bf), newDigestsCmd(g, bf), newImportCmd(g), newCacheCmd(g, bf))
+	root.AddCommand(newPushCmd(g, bf))
 	return root
 }
 

@@ -63,6 +63,8 @@ func (p *plainProgress) event(ev engine.Event) {
 		printFailure(p.w, ev)
 	case engine.ImageDone:
 		fmt.Fprintf(p.w, "[%s] image  %s\n", ev.Image, ev.Digest)
+	case engine.CacheWarning:
+		fmt.Fprintf(p.w, "[%s] warning %s: %v\n", ev.Image, ev.Action, ev.Err)
 	}
 }
 
@@ -195,6 +197,8 @@ func (p *ttyProgress) event(ev engine.Event) {
 		printFailure(p.w, ev)
 	case engine.ImageDone:
 		fmt.Fprintf(p.w, "[%s] image  %s\n", ev.Image, ev.Digest)
+	case engine.CacheWarning:
+		fmt.Fprintf(p.w, "[%s] warning %s: %v\n", ev.Image, ev.Action, ev.Err)
 	}
 	p.redraw()
 }

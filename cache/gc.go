@@ -1,0 +1,312 @@
+package cache
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+)
+
+// Maintenance of a local cache: Stats, Collect (gc) and Fsck. Callers hold
+// the action cache open, and so its lock: no build of another process
+// runs meanwhile.
+
+// Stats summarises a local cache.
+type Stats struct {
+	Results      int       // action results
+	Blobs        int       // blobs in the content store
+	BlobBytes    int64     // their size
+	Unreferenced int       // blobs no result, imported image or kept digest names
+	UnrefBytes   int64     // their size
+	Snapshots    int       // unpacked snapshots (derived: rebuilt from blobs)
+	OldestUse    time.Time // the least recent last use of a result
+	NewestUse    time.Time
+}
+
+// usage is what a cache holds, and what refers to what.
+type usage struct {
+	results []resultUse
+	blobs   map[Digest]int64     // every blob and its size
+	lastUse map[Digest]time.Time // blobs named by results: their latest use
+	pinned  map[Digest]bool      // blobs of imported images
+}
+
+type resultUse struct {
+	key ActionKey
+	r   Result
+}
+
+func scan(a *Actions, s *ContentStore, im *Images) (*usage, error) {
+	u := &usage{blobs: map[Digest]int64{}, lastUse: map[Digest]time.Time{}, pinned: map[Digest]bool{}}
+	err := a.Walk(func(k ActionKey, r Result) error {
+		u.results = append(u.results, resultUse{k, r})
+		for _, d := range []Digest{r.Layer, r.Log} {
+			if !d.IsZero() && r.LastUsed.After(u.lastUse[d]) {
+				u.lastUse[d] = r.LastUsed
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Walk(func(d Digest, size int64) error { u.blobs[d] = size; return nil }); err != nil {
+		return nil, err
+	}
+	if im != nil {
+		if err := pinImports(im, s, u.pinned); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// pinImports adds the manifest, config and layers of every imported image.
+func pinImports(im *Images, s *ContentStore, pinned map[Digest]bool) error {
+	names, err := im.Names()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		img, err := im.Get(n)
+		if err != nil {
+			return err
+		}
+		pinned[img.Manifest] = true
+		rc, err := s.Open(img.Manifest)
+		if err != nil {
+			continue // an import whose manifest is gone pins nothing
+		}
+		var m struct {
+			Config struct{ Digest Digest }   `json:"config"`
+			Layers []struct{ Digest Digest } `json:"layers"`
+		}
+		err = json.NewDecoder(io.LimitReader(rc, 4<<20)).Decode(&m)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("imported image %s: manifest: %w", n, err)
+		}
+		pinned[m.Config.Digest] = true
+		for _, l := range m.Layers {
+			pinned[l.Digest] = true
+		}
+	}
+	return nil
+}
+
+// ComputeStats summarises the cache; keep are digests held elsewhere (the
+// layers of out/), counted as referenced.
+func ComputeStats(a *Actions, s *ContentStore, im *Images, snapDir string, keep map[Digest]bool) (Stats, error) {
+	u, err := scan(a, s, im)
+	if err != nil {
+		return Stats{}, err
+	}
+	var st Stats
+	st.Results = len(u.results)
+	for _, ru := range u.results {
+		if st.OldestUse.IsZero() || ru.r.LastUsed.Before(st.OldestUse) {
+			st.OldestUse = ru.r.LastUsed
+		}
+		if ru.r.LastUsed.After(st.NewestUse) {
+			st.NewestUse = ru.r.LastUsed
+		}
+	}
+	for d, size := range u.blobs {
+		st.Blobs++
+		st.BlobBytes += size
+		if _, named := u.lastUse[d]; !named && !u.pinned[d] && !keep[d] {
+			st.Unreferenced++
+			st.UnrefBytes += size
+		}
+	}
+	st.Snapshots = len(snapshotDirs(snapDir))
+	return st, nil
+}
+
+// snapshotDirs lists the snapshot directories (not tmp/ and empty/).
+func snapshotDirs(dir string) []string {
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && len(e.Name()) == 16 {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// GCOptions says what Collect removes.
+type GCOptions struct {
+	// MaxBytes, if positive, is the size the content store is brought
+	// under, removing the least recently used results first.
+	MaxBytes int64
+	// MaxAge, if positive, removes results not used for longer.
+	MaxAge time.Duration
+	// Keep are digests never removed, nor the results naming them (the
+	// layers of out/ unless asked otherwise).
+	Keep map[Digest]bool
+	// Snapshots removes every snapshot; they are rebuilt from blobs.
+	Snapshots bool
+	Now       time.Time
+}
+
+// GCReport is what Collect removed.
+type GCReport struct {
+	Results   int
+	Blobs     int
+	Bytes     int64
+	Snapshots int
+}
+
+// Collect removes results, then the blobs no remaining result names. A
+// blob no result ever named (nor an imported image, nor Keep) goes too
+// when older than MaxAge or while the store is over MaxBytes, oldest
+// first. Results go before their blobs, so a process killed meanwhile
+// leaves at worst blobs without results, never the reverse.
+func Collect(a *Actions, s *ContentStore, im *Images, snapDir string, opts GCOptions) (GCReport, error) {
+	var rep GCReport
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	u, err := scan(a, s, im)
+	if err != nil {
+		return rep, err
+	}
+	var total int64
+	for _, size := range u.blobs {
+		total += size
+	}
+	kept := func(r Result) bool { return opts.Keep[r.Layer] || opts.Keep[r.Log] }
+	// Results, least recently used first.
+	sort.Slice(u.results, func(i, j int) bool { return u.results[i].r.LastUsed.Before(u.results[j].r.LastUsed) })
+	refs := map[Digest]int{}
+	for _, ru := range u.results {
+		refs[ru.r.Layer]++
+		refs[ru.r.Log]++
+	}
+	removeBlob := func(d Digest) error {
+		size, ok := u.blobs[d]
+		if !ok || u.pinned[d] || opts.Keep[d] {
+			return nil
+		}
+		if err := s.Delete(d); err != nil {
+			return err
+		}
+		delete(u.blobs, d)
+		total -= size
+		rep.Blobs++
+		rep.Bytes += size
+		return nil
+	}
+	for _, ru := range u.results {
+		old := opts.MaxAge > 0 && opts.Now.Sub(ru.r.LastUsed) > opts.MaxAge
+		big := opts.MaxBytes > 0 && total > opts.MaxBytes
+		if !old && !big {
+			continue
+		}
+		if kept(ru.r) {
+			continue
+		}
+		if err := a.Delete(ru.key); err != nil {
+			return rep, err
+		}
+		rep.Results++
+		for _, d := range []Digest{ru.r.Layer, ru.r.Log} {
+			if d.IsZero() {
+				continue
+			}
+			if refs[d]--; refs[d] == 0 {
+				if err := removeBlob(d); err != nil {
+					return rep, err
+				}
+			}
+		}
+	}
+	// Blobs no result names, oldest file first.
+	type orphan struct {
+		d   Digest
+		mod time.Time
+	}
+	var orphans []orphan
+	for d := range u.blobs {
+		if refs[d] > 0 || u.pinned[d] || opts.Keep[d] {
+			continue
+		}
+		fi, err := os.Stat(s.path(d))
+		if err != nil {
+			continue
+		}
+		orphans = append(orphans, orphan{d, fi.ModTime()})
+	}
+	sort.Slice(orphans, func(i, j int) bool { return orphans[i].mod.Before(orphans[j].mod) })
+	for _, o := range orphans {
+		old := opts.MaxAge > 0 && opts.Now.Sub(o.mod) > opts.MaxAge
+		big := opts.MaxBytes > 0 && total > opts.MaxBytes
+		if old || big {
+			if err := removeBlob(o.d); err != nil {
+				return rep, err
+			}
+		}
+	}
+	if opts.Snapshots {
+		for _, dir := range snapshotDirs(snapDir) {
+			if err := os.RemoveAll(dir); err != nil {
+				return rep, fmt.Errorf("removing snapshot: %w", err)
+			}
+			rep.Snapshots++
+		}
+	}
+	return rep, nil
+}
+
+// FsckReport is what Fsck found.
+type FsckReport struct {
+	Results  int      // results checked
+	Blobs    int      // blobs verified
+	Problems []string // one line each; empty for a sound cache
+}
+
+// Fsck verifies every blob of the content store against its digest
+// (removing the corrupt ones, which are then misses), and that every
+// result decodes and names blobs that are stored, at the size it says.
+func Fsck(a *Actions, s *ContentStore) (FsckReport, error) {
+	var rep FsckReport
+	var blobs []Digest
+	if err := s.Walk(func(d Digest, _ int64) error { blobs = append(blobs, d); return nil }); err != nil {
+		return rep, err
+	}
+	sort.Slice(blobs, func(i, j int) bool { return string(blobs[i][:]) < string(blobs[j][:]) })
+	for _, d := range blobs {
+		rep.Blobs++
+		if err := s.Verify(d); err != nil && !errors.Is(err, ErrNotFound) {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("blob %s: %v (removed)", d, err))
+		}
+	}
+	err := a.Walk(func(k ActionKey, r Result) error {
+		rep.Results++
+		if r.Layer.IsZero() {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("action %s: no layer", k))
+			return nil
+		}
+		if size, err := s.Size(r.Layer); err != nil {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("action %s: layer: %v", k, err))
+		} else if size != r.LayerSize {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("action %s: layer %s is %d bytes, result says %d", k, r.Layer, size, r.LayerSize))
+		}
+		if !r.Log.IsZero() {
+			if _, err := s.Size(r.Log); err != nil {
+				rep.Problems = append(rep.Problems, fmt.Sprintf("action %s: log: %v", k, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		// A result that does not decode stops Walk: that is a problem too.
+		rep.Problems = append(rep.Problems, err.Error())
+	}
+	return rep, nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
+
+	"github.com/stagex/sxmake/sandbox/sandboxtest"
+)
+
+// The toolchain base: a Debian bookworm root file system with gcc, libc6-dev
+// and make, made with mmdebstrap from the Debian mirror apt uses, with file
+// times clamped to SOURCE_DATE_EPOCH. It depends on the mirror's state when
+// it is made, so it is made once per machine and kept, as
+// <user cache dir>/sxmake-toolchain/<toolchainRootfsName>.
+const (
+	toolchainPackages   = "gcc,libc6-dev,make"
+	toolchainEpoch      = "1700000000"
+	toolchainRootfsName = "bookworm-gcc-libc6-dev-make-" + toolchainEpoch + ".tar"
+)
+
+// toolchainRootfs returns the toolchain base's tarball, running mmdebstrap
+// when it is not made yet. A lock file keeps concurrent tests (of this or
+// another test binary) from making it twice or reading it half made.
+func toolchainRootfs(t *testing.T) string {
+	t.Helper()
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		t.Fatalf("toolchain base: %v", err)
+	}
+	dir = filepath.Join(dir, "sxmake-toolchain")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatalf("locking %s: %v", lock.Name(), err)
+	}
+	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+
+	tarball := filepath.Join(dir, toolchainRootfsName)
+	if _, err := os.Stat(tarball); err == nil {
+		return tarball
+	}
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		t.Fatalf("making the toolchain base %s needs mmdebstrap (apt-get install mmdebstrap, or .ci/install-deps): %v", tarball, err)
+	}
+	t.Logf("making %s with mmdebstrap (once per machine)", tarball)
+	start := time.Now()
+	tmp := tarball + ".tmp"
+	os.Remove(tmp)
+	cmd := exec.Command("mmdebstrap", "--quiet", "--variant=minbase", "--include="+toolchainPackages, "bookworm", tmp)
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+toolchainEpoch)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		t.Fatalf("mmdebstrap: %v\n%s", err, out)
+	}
+	if err := os.Rename(tmp, tarball); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("mmdebstrap: %v", time.Since(start).Round(time.Second))
+	return tarball
+}
+
+// TestToolchainReproducible builds C code with a real toolchain end to end:
+// the Debian base imported as stagex/debian-gcc, then testdata/toolchain's
+// packages (our own C program, and GNU hello's upstream release tarball
+// fetched from Debian's archive, ./configure && make && make install), each
+// of which runs what it built before copying it into a FROM scratch image.
+// Two cold builds (fresh trees, caches and out directories) must give
+// identical digests, and the images must hold the installed files.
+func TestToolchainReproducible(t *testing.T) {
+	sandboxtest.RequiresRoot(t)
+	rootfs := toolchainRootfs(t)
+	targets := []string{"user-greet", "user-hello"}
+
+	var imports, builds [2]string
+	var outs [2]string
+	for i := range builds {
+		work := t.TempDir()
+		tree, cache := filepath.Join(work, "tree"), filepath.Join(work, "cache")
+		outs[i] = filepath.Join(work, "out")
+		copyTree(t, filepath.Join(repoTestdata(t), "toolchain"), tree, false, time.Time{})
+
+		start := time.Now()
+		code, stdout, stderr := sxmake(t, "--cache-dir", cache, "import", "--rootfs", "debian-gcc", rootfs)
+		if code != 0 {
+			t.Fatalf("import: exit %d\n%s", code, stderr)
+		}
+		imports[i] = stdout
+		imported := time.Since(start)
+
+		start = time.Now()
+		code, stdout, stderr = sxmake(t, append([]string{"-C", tree, "--cache-dir", cache, "-o", outs[i], "--progress", "plain"}, targets...)...)
+		if code != 0 {
+			t.Fatalf("cold build %d: exit %d\n%s", i+1, code, tail(stderr, 60))
+		}
+		builds[i] = stdout
+		t.Logf("cold build %d: import %v, build %v", i+1, imported.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	}
+	if !strings.HasSuffix(imports[0], " debian-gcc\n") {
+		t.Errorf("import printed %q, want <digest> debian-gcc", imports[0])
+	}
+	if diff := cmp.Diff(imports[0], imports[1]); diff != "" {
+		t.Errorf("the two imports differ (-first +second):\n%s", diff)
+	}
+	if diff := cmp.Diff(builds[0], builds[1]); diff != "" {
+		t.Errorf("the two cold builds differ (-first +second):\n%s", diff)
+	}
+	t.Logf("imported %s built %s", imports[0], builds[0])
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(builds[0]), "\n") {
+		digest, name, _ := strings.Cut(l, " ")
+		if len(digest) != 64 {
+			t.Errorf("build printed %q, want <digest> <image>", l)
+		}
+		names = append(names, name)
+	}
+	if diff := cmp.Diff(targets, names); diff != "" {
+		t.Errorf("images built (-want +got):\n%s", diff)
+	}
+
+	for _, tc := range []struct {
+		image string
+		files []string // regular files the image holds
+	}{
+		{"user-greet", []string{"usr/bin/greet", "usr/lib/libgreet.a", "usr/include/greet.h"}},
+		{"user-hello", []string{"usr/bin/hello", "usr/share/man/man1/hello.1", "usr/share/info/hello.info"}},
+	} {
+		t.Run(tc.image, func(t *testing.T) {
+			root := unpackLayout(t, filepath.Join(outs[0], tc.image))
+			var missing []string
+			for _, f := range tc.files {
+				if fi, err := os.Stat(filepath.Join(root, f)); err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+					missing = append(missing, fmt.Sprintf("%s (%v)", f, err))
+				}
+			}
+			if len(missing) > 0 {
+				t.Errorf("the image lacks %s", strings.Join(missing, ", "))
+			}
+		})
+	}
+}
