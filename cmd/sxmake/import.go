@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/engine/image"
+	"github.com/stagex/sxmake/engine/registry"
 	"github.com/stagex/sxmake/rules"
 )
 
@@ -23,7 +26,9 @@ FROM and COPY --from without building it. A package of the tree with the
 same name is built instead.
 
 SOURCE is an OCI image layout directory (such as out/<stage>-<name>/), an
-OCI archive or a docker-archive tarball (docker save), plain or gzipped;
+OCI archive or a docker-archive tarball (docker save), plain or gzipped,
+or docker://HOST/REPO[:TAG]@sha256:DIGEST, an image in a registry pinned by
+its digest (credentials from the Docker config);
 with --rootfs, a root file system tarball, made into a one-layer image
 whose file times are clamped to SOURCE_DATE_EPOCH=1, reproducibly. From an
 index, the manifest of --platform is imported (default linux/amd64).
@@ -43,12 +48,20 @@ printed as "<sha256> NAME".`,
 				}
 				p = image.Platform{OS: rp.OS, Architecture: rp.Arch, Variant: rp.Variant}
 			}
-			src, err := readSource(path, rootfs, p)
+			pulled, err := os.MkdirTemp("", "sxmake-pull-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(pulled)
+			src, err := readSource(cmd.Context(), path, pulled, rootfs, p)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
 			abs, _ := filepath.Abs(path)
+			if strings.HasPrefix(path, "docker://") {
+				abs = path
+			}
 			rec, err := engine.OpenImports(g.cacheDir()).Add(name, src, abs)
 			if err != nil {
 				return err
@@ -62,7 +75,16 @@ printed as "<sha256> NAME".`,
 }
 
 // readSource opens what `sxmake import` imports.
-func readSource(path string, rootfs bool, p image.Platform) (*image.Source, error) {
+//
+// A docker:// source is pulled into dir (a temporary directory the caller
+// removes after the import) and read from there.
+func readSource(ctx context.Context, path, dir string, rootfs bool, p image.Platform) (*image.Source, error) {
+	if ref, ok := strings.CutPrefix(path, "docker://"); ok {
+		if err := registry.Pull(ctx, ref, dir); err != nil {
+			return nil, err
+		}
+		return image.ReadLayout(dir, image.ForPlatform(p))
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return nil, err

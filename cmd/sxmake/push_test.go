@@ -91,6 +91,20 @@ func TestPushRoundTrip(t *testing.T) {
 	if desc.Digest.String() != want {
 		t.Errorf("the registry has %s under %s, want %s", desc.Digest, ref, want)
 	}
+	// import pulls a pinned digest back, the platform asked for.
+	cache2 := filepath.Join(t.TempDir(), "cache")
+	code, stdout, stderr = sxmake(t, "--cache-dir", cache2, "--platform", "linux/arm64", "import", "pulled-mp", "docker://"+ref+"@"+want)
+	if code != 0 {
+		t.Fatalf("import from the registry: exit %d\n%s", code, stderr)
+	}
+	if want := "57b4adefc3e7bf959cac64a9a06b2b8e0fd5779a8939310bad092d7f5685615c pulled-mp\n"; !strings.HasSuffix(stdout, want) {
+		t.Errorf("import printed %q, want the arm64 manifest %q", stdout, want)
+	}
+	if code, _, stderr := sxmake(t, "--cache-dir", cache2, "import", "unpinned", "docker://"+ref); code == 0 {
+		t.Errorf("import of an unpinned reference succeeded")
+	} else if !strings.Contains(stderr, "pin a digest") {
+		t.Errorf("import of an unpinned reference: %s", stderr)
+	}
 	if skopeo, err := exec.LookPath("skopeo"); err == nil {
 		out, err := exec.Command(skopeo, "inspect", "--raw", "--tls-verify=false", "docker://"+ref).Output()
 		if err != nil {

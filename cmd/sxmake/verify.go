@@ -185,8 +185,9 @@ func newDigestsCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
 		Use:   "digests [TARGET...]",
 		Short: "Write StageX digests files from the layouts in out/",
 		Long: `Write digests/<stage>.txt in the tree, one "<sha256> <stage>-<name>" line per
-image with a layout in out/ (the per-platform manifest digest), sorted by
-name, as StageX publishes them. With targets, only those images.`,
+image with a layout in out/ (the per-platform manifest digest; one line
+per platform for a multi-platform image), sorted by name, as StageX
+publishes them. With targets, only those images.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tree, err := g.load()
 			if err != nil {
@@ -211,18 +212,21 @@ name, as StageX publishes them. With targets, only those images.`,
 func writeDigests(w io.Writer, tree *packages.Tree, imgs []*packages.Image, outDir string) error {
 	byStage := map[string][]string{}
 	for _, img := range imgs {
-		d, _, err := image.LayoutManifest(filepath.Join(outDir, img.Name))
+		ds, err := image.LayoutManifests(filepath.Join(outDir, img.Name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		stage := img.Package.Stage
-		byStage[stage] = append(byStage[stage], d.Hex()+" "+img.Name)
+		// A multi-platform image has one line per platform, in index order.
+		for _, d := range ds {
+			stage := img.Package.Stage
+			byStage[stage] = append(byStage[stage], d.Hex()+" "+img.Name)
+		}
 	}
 	for stage, lines := range byStage {
-		sort.Slice(lines, func(i, j int) bool { return strings.Fields(lines[i])[1] < strings.Fields(lines[j])[1] })
+		sort.SliceStable(lines, func(i, j int) bool { return strings.Fields(lines[i])[1] < strings.Fields(lines[j])[1] })
 		path := filepath.Join(tree.Root, "digests", stage+".txt")
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err

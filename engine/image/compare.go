@@ -179,3 +179,41 @@ func splitFields(s string) []string {
 	}
 	return append(out, s[start:])
 }
+
+// LayoutManifests returns the digests of every per-platform manifest the
+// layout in dir lists (following nested indexes), in index order: one for
+// a single-platform build, one per platform for a multi-platform one.
+func LayoutManifests(dir string) ([]Digest, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		return nil, err
+	}
+	return manifestsOf(dir, data, 0)
+}
+
+func manifestsOf(dir string, index []byte, depth int) ([]Digest, error) {
+	if depth > 8 {
+		return nil, fmt.Errorf("%s: indexes nested too deep", dir)
+	}
+	var idx Index
+	if err := json.Unmarshal(index, &idx); err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	var out []Digest
+	for _, d := range idx.Manifests {
+		if d.MediaType != MediaTypeIndex {
+			out = append(out, d.Digest)
+			continue
+		}
+		data, err := os.ReadFile(blobPath(dir, d.Digest))
+		if err != nil {
+			return nil, err
+		}
+		more, err := manifestsOf(dir, data, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
+}

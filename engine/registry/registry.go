@@ -19,9 +19,12 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/platforms"
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -135,3 +138,42 @@ type sizedFile struct {
 }
 
 func (f sizedFile) Size() int64 { return f.size }
+
+// Pull downloads the image ref names, which must pin a digest
+// ("HOST/REPO[:TAG]@sha256:..."), with every platform it lists, into a
+// new OCI layout at dir. Every blob is verified against its digest.
+func Pull(ctx context.Context, ref, dir string) error {
+	_, pinned, ok := strings.Cut(ref, "@")
+	if !ok {
+		return fmt.Errorf("pulling %s: pin a digest (REF@sha256:...)", ref)
+	}
+	r := resolver()
+	name, desc, err := r.Resolve(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	if desc.Digest.String() != pinned {
+		return fmt.Errorf("pulling %s: the registry served %s", ref, desc.Digest)
+	}
+	fetcher, err := r.Fetcher(ctx, name)
+	if err != nil {
+		return fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	store, err := local.NewStore(dir)
+	if err != nil {
+		return err
+	}
+	handler := images.Handlers(remotes.FetchHandler(store, fetcher), images.ChildrenHandler(store))
+	if err := images.Dispatch(ctx, handler, nil, desc); err != nil {
+		return fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	os.RemoveAll(filepath.Join(dir, "ingest"))
+	idx, err := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{desc}})
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644)
+}
