@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +16,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/stagex/sxmake/cmd/internal/oracle"
+	"github.com/stagex/sxmake/engine/image"
+	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/sandbox/sandboxtest"
 )
 
@@ -85,12 +92,12 @@ func TestToolchainReproducible(t *testing.T) {
 	rootfs := toolchainRootfs(t)
 	targets := []string{"user-greet", "user-hello"}
 
-	var imports, builds [2]string
-	var outs [2]string
+	var imports, builds, trees, outs [2]string
 	for i := range builds {
 		work := t.TempDir()
-		tree, cache := filepath.Join(work, "tree"), filepath.Join(work, "cache")
-		outs[i] = filepath.Join(work, "out")
+		cache := filepath.Join(work, "cache")
+		trees[i], outs[i] = filepath.Join(work, "tree"), filepath.Join(work, "out")
+		tree := trees[i]
 		copyTree(t, filepath.Join(repoTestdata(t), "toolchain"), tree, false, time.Time{})
 
 		start := time.Now()
@@ -150,5 +157,93 @@ func TestToolchainReproducible(t *testing.T) {
 				t.Errorf("the image lacks %s", strings.Join(missing, ", "))
 			}
 		})
+	}
+
+	// BuildKit, given the same base as an oci-layout context, builds the
+	// same images: what the toolchain embeds is reproducible there too.
+	t.Run("oracle", func(t *testing.T) {
+		if _, err := os.Stat(filepath.Join(oracle.Dir(), "bin", "buildctl")); err != nil {
+			t.Skip("the BuildKit oracle is not built (testdata/oracle/run-oracle.sh)")
+		}
+		layouts := t.TempDir()
+		src, err := image.ReadRootfs(rootfs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		writeSourceLayout(t, src, filepath.Join(layouts, "debian-gcc"))
+		if got, want := src.ManifestBlob.Digest.Hex(), strings.Fields(imports[0])[0]; got != want {
+			t.Fatalf("the base's layout holds manifest %s, the import %s", got, want)
+		}
+		state, err := os.MkdirTemp("", "sxmake-toolchain-oracle-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(state)
+		d, err := oracle.StartIn(state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Stop()
+		// The first build's tree holds the sources sxmake fetched.
+		tr, err := packages.Load(trees[0], packages.WithExternalImages("debian-gcc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, name := range targets {
+			digest, err := d.Build(context.Background(), tr, tr.Image(name), layouts, false)
+			if err != nil {
+				t.Fatalf("BuildKit %s: %v", name, err)
+			}
+			lines = append(lines, strings.TrimPrefix(digest, "sha256:")+" "+name)
+		}
+		if diff := cmp.Diff(builds[0], strings.Join(lines, "\n")+"\n"); diff != "" {
+			t.Errorf("sxmake and BuildKit differ (-sxmake +BuildKit):\n%s", diff)
+		}
+	})
+}
+
+// writeSourceLayout writes src to dir as a one-manifest OCI image layout.
+func writeSourceLayout(t *testing.T, src *image.Source, dir string) {
+	t.Helper()
+	blobs := filepath.Join(dir, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(d image.Descriptor, r io.Reader) {
+		t.Helper()
+		f, err := os.Create(filepath.Join(blobs, d.Digest.Hex()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(src.ManifestBlob.Descriptor, bytes.NewReader(src.ManifestBlob.Bytes))
+	write(src.Config.Descriptor, bytes.NewReader(src.Config.Bytes))
+	for i, l := range src.Manifest.Layers {
+		r, err := src.OpenLayer(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(l, r)
+		r.Close()
+	}
+	index, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests":     []image.Descriptor{src.ManifestBlob.Descriptor},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{"index.json": string(index), "oci-layout": `{"imageLayoutVersion":"1.0.0"}`}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
