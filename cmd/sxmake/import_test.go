@@ -172,20 +172,7 @@ COPY --from=build /out/ /data/
 	}
 
 	t.Run("oracle", func(t *testing.T) {
-		if _, err := os.Stat(filepath.Join(oracle.Dir(), "bin", "buildctl")); err != nil {
-			t.Skip("the BuildKit oracle is not built (testdata/oracle/run-oracle.sh)")
-		}
-		// A daemon of its own: concurrent users of oracle.Start share one.
-		state, err := os.MkdirTemp("", "sxmake-import-oracle-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(state)
-		d, err := oracle.StartIn(state)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Stop()
+		d := startOracle(t)
 		tr, err := packages.Load(tree, packages.WithExternalImages("imp-base"))
 		if err != nil {
 			t.Fatal(err)
@@ -249,4 +236,25 @@ func TestImportCommand(t *testing.T) {
 	if diff := cmp.Diff([]string{"core-base", "core-root"}, names); diff != "" {
 		t.Errorf("imported images (-want +got):\n%s", diff)
 	}
+}
+
+// startOracle starts a BuildKit oracle daemon with a state of its own
+// (concurrent users of oracle.Start share one) until the test ends; it
+// skips the test when the oracle is not built (testdata/oracle/run-oracle.sh).
+func startOracle(t *testing.T) *oracle.Daemon {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(oracle.Dir(), "bin", "buildctl")); err != nil {
+		t.Skip("the BuildKit oracle is not built (testdata/oracle/run-oracle.sh)")
+	}
+	state, err := os.MkdirTemp("", "sxmake-oracle-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	d, err := oracle.StartIn(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	return d
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
-	"github.com/stagex/sxmake/cmd/internal/oracle"
 	"github.com/stagex/sxmake/engine/image"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/sandbox/sandboxtest"
@@ -162,9 +161,7 @@ func TestToolchainReproducible(t *testing.T) {
 	// BuildKit, given the same base as an oci-layout context, builds the
 	// same images: what the toolchain embeds is reproducible there too.
 	t.Run("oracle", func(t *testing.T) {
-		if _, err := os.Stat(filepath.Join(oracle.Dir(), "bin", "buildctl")); err != nil {
-			t.Skip("the BuildKit oracle is not built (testdata/oracle/run-oracle.sh)")
-		}
+		d := startOracle(t)
 		layouts := t.TempDir()
 		src, err := image.ReadRootfs(rootfs)
 		if err != nil {
@@ -175,16 +172,6 @@ func TestToolchainReproducible(t *testing.T) {
 		if got, want := src.ManifestBlob.Digest.Hex(), strings.Fields(imports[0])[0]; got != want {
 			t.Fatalf("the base's layout holds manifest %s, the import %s", got, want)
 		}
-		state, err := os.MkdirTemp("", "sxmake-toolchain-oracle-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(state)
-		d, err := oracle.StartIn(state)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Stop()
 		// The first build's tree holds the sources sxmake fetched.
 		tr, err := packages.Load(trees[0], packages.WithExternalImages("debian-gcc"))
 		if err != nil {
