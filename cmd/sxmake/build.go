@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stagex/sxmake/engine"
+	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 	"github.com/stagex/sxmake/sandbox"
 )
@@ -77,34 +78,26 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 		return nil, err
 	}
 	cacheDir := bf.cacheDirOrDefault()
-	sb, err := sandbox.New(filepath.Join(cacheDir, "run"))
-	if err != nil {
-		return nil, err
-	}
 	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
 	if err != nil {
 		return nil, err
 	}
-	opts := append(bf.options(), engine.WithEvents(prog.event))
-	ropts, err := bf.remoteOptions()
+	opts, err := bf.remoteOptions()
 	if err != nil {
+		prog.close()
 		return nil, err
 	}
-	opts = append(opts, ropts...)
-	opts = append(opts, engine.WithCacheWait(ctx, func() {
+	opts = append(append(bf.options(), opts...), engine.WithCacheWait(ctx, func() {
 		fmt.Fprintf(stderr, "sxmake: waiting for another sxmake using the cache %s\n", cacheDir)
 	}))
 	if outDir != "" {
 		opts = append(opts, engine.WithOutDir(outDir))
 	}
-	b, err := engine.NewBuilder(tree, cacheDir, sb, opts...)
-	if err != nil {
+	start := time.Now()
+	report, err := buildPlan(ctx, tree, plan, cacheDir, prog, opts...)
+	if report == nil {
 		return nil, err
 	}
-	defer b.Close()
-	start := time.Now()
-	report, err := b.Build(ctx, plan)
-	prog.close()
 	if bf.json {
 		return &platformBuild{plan, report}, err
 	}
@@ -122,6 +115,23 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 		}
 	}
 	return &platformBuild{plan, report}, err
+}
+
+// buildPlan builds plan with a Builder on cacheDir (the sandbox's state
+// under it) configured by opts, reporting to prog, which it closes. The
+// report is nil when the build could not start.
+func buildPlan(ctx context.Context, tree *packages.Tree, plan *engine.Plan, cacheDir string, prog progress, opts ...engine.BuildOption) (*engine.Report, error) {
+	defer prog.close()
+	sb, err := sandbox.New(filepath.Join(cacheDir, "run"))
+	if err != nil {
+		return nil, err
+	}
+	b, err := engine.NewBuilder(tree, cacheDir, sb, append(opts, engine.WithEvents(prog.event))...)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	return b.Build(ctx, plan)
 }
 
 func (bf *buildFlags) cacheDirOrDefault() string {

@@ -17,7 +17,6 @@ import (
 	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/engine/image"
 	"github.com/stagex/sxmake/packages"
-	"github.com/stagex/sxmake/sandbox"
 )
 
 func newVerifyCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
@@ -66,22 +65,12 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	sb, err := sandbox.New(filepath.Join(tmp, "run"))
-	if err != nil {
-		return err
-	}
 	prog, err := newProgress(bf.progress, false, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	opts := append(bf.options(), engine.WithEvents(prog.event), engine.WithOutDir(filepath.Join(tmp, "out")))
-	b, err := engine.NewBuilder(tree, filepath.Join(tmp, "cache"), sb, opts...)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	report, err := b.Build(ctx, plan)
-	prog.close()
+	report, err := buildPlan(ctx, tree, plan, filepath.Join(tmp, "cache"), prog,
+		append(bf.options(), engine.WithOutDir(filepath.Join(tmp, "out")))...)
 	if err != nil {
 		return err
 	}
