@@ -1,14 +1,9 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -116,63 +111,23 @@ func indent(s, pre string) string {
 	return pre + strings.Join(lines, "\n"+pre) + "\n"
 }
 
-// entry is one tar header and the hash of its content.
-type entry struct {
-	hdr *tar.Header
-	sum [sha256.Size]byte
-}
-
-// readTar reads every entry of a (gzipped or plain) layer tar.
-func readTar(path string) ([]entry, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var r io.Reader = bytes.NewReader(data)
-	if len(data) > 2 && data[0] == 0x1f && data[1] == 0x8b {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		r = zr
-	}
-	var out []entry
-	tr := tar.NewReader(r)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		s := sha256.New()
-		if _, err := io.Copy(s, tr); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		e := entry{hdr: h}
-		copy(e.sum[:], s.Sum(nil))
-		out = append(out, e)
-	}
-}
-
 // tarDiff describes how two layer blobs differ: the paths only one side
 // has, and the first entry, in stream order, whose header or content
 // differs, naming each differing field.
 func tarDiff(want, got string) (string, error) {
-	we, err := readTar(want)
+	we, err := image.ReadLayerEntries(want)
 	if err != nil {
 		return "", err
 	}
-	ge, err := readTar(got)
+	ge, err := image.ReadLayerEntries(got)
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	names := func(es []entry) map[string]bool {
+	names := func(es []image.LayerEntry) map[string]bool {
 		m := map[string]bool{}
 		for _, e := range es {
-			m[e.hdr.Name] = true
+			m[e.Header.Name] = true
 		}
 		return m
 	}
@@ -201,7 +156,7 @@ func tarDiff(want, got string) (string, error) {
 			break
 		}
 		if fields := headerDiff(we[i], ge[i]); len(fields) > 0 {
-			fmt.Fprintf(&b, "first differing entry #%d: %q\n", i, we[i].hdr.Name)
+			fmt.Fprintf(&b, "first differing entry #%d: %q\n", i, we[i].Header.Name)
 			for _, f := range fields {
 				b.WriteString("  " + f + "\n")
 			}
@@ -216,12 +171,12 @@ func tarDiff(want, got string) (string, error) {
 
 // headerDiff lists the fields of two entries that differ, as
 // "field: buildkit <value>, sxmake <value>".
-func headerDiff(w, g entry) []string {
+func headerDiff(w, g image.LayerEntry) []string {
 	type field struct {
 		name string
 		a, b any
 	}
-	wh, gh := w.hdr, g.hdr
+	wh, gh := w.Header, g.Header
 	fields := []field{
 		{"name", wh.Name, gh.Name},
 		{"type", string(wh.Typeflag), string(gh.Typeflag)},
@@ -239,7 +194,7 @@ func headerDiff(w, g entry) []string {
 		{"devminor", wh.Devminor, gh.Devminor},
 		{"format", wh.Format.String(), gh.Format.String()},
 		{"pax", fmt.Sprint(sortedPAX(wh.PAXRecords)), fmt.Sprint(sortedPAX(gh.PAXRecords))},
-		{"content", fmt.Sprintf("sha256:%x", w.sum), fmt.Sprintf("sha256:%x", g.sum)},
+		{"content", fmt.Sprintf("sha256:%x", w.Sum), fmt.Sprintf("sha256:%x", g.Sum)},
 	}
 	var out []string
 	for _, f := range fields {

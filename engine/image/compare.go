@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/json"
@@ -104,24 +105,36 @@ func CompareLayouts(want, got string) (*LayerDiff, error) {
 	return diff, nil
 }
 
-// layerEntries maps each path of a gzipped layer to a description of its
-// header and content.
-func layerEntries(path string) (map[string]string, error) {
+// LayerEntry is one entry of a layer tar: its header and the SHA-256 of
+// its content.
+type LayerEntry struct {
+	Header *tar.Header
+	Sum    [sha256.Size]byte
+}
+
+// ReadLayerEntries reads every entry of the layer tar at path, gzipped or
+// plain, in stream order.
+func ReadLayerEntries(path string) ([]LayerEntry, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		r = zr
 	}
-	entries := map[string]string{}
-	tr := tar.NewReader(zr)
+	var out []LayerEntry
+	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return entries, nil
+			return out, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -130,9 +143,26 @@ func layerEntries(path string) (map[string]string, error) {
 		if _, err := io.Copy(sum, tr); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		entries[h.Name] = fmt.Sprintf("mode %o\x00uid %d\x00gid %d\x00type %c\x00link %s\x00mtime %d\x00size %d\x00content %x\x00xattrs %v",
-			h.Mode, h.Uid, h.Gid, h.Typeflag, h.Linkname, h.ModTime.Unix(), h.Size, sum.Sum(nil), h.PAXRecords)
+		e := LayerEntry{Header: h}
+		sum.Sum(e.Sum[:0])
+		out = append(out, e)
 	}
+}
+
+// layerEntries maps each path of a layer to a description of its header
+// and content.
+func layerEntries(path string) (map[string]string, error) {
+	es, err := ReadLayerEntries(path)
+	if err != nil {
+		return nil, err
+	}
+	entries := make(map[string]string, len(es))
+	for _, e := range es {
+		h := e.Header
+		entries[h.Name] = fmt.Sprintf("mode %o\x00uid %d\x00gid %d\x00type %c\x00link %s\x00mtime %d\x00size %d\x00content %x\x00xattrs %v",
+			h.Mode, h.Uid, h.Gid, h.Typeflag, h.Linkname, h.ModTime.Unix(), h.Size, e.Sum, h.PAXRecords)
+	}
+	return entries, nil
 }
 
 // diffEntries lists the paths whose entries differ, sorted, naming the
