@@ -98,10 +98,10 @@ func TestNoLeftovers(t *testing.T) {
 		}
 	})
 	t.Run("state", func(t *testing.T) {
-		for _, sub := range []string{"steps", "containers"} {
-			entries, _ := os.ReadDir(filepath.Join(state, sub))
+		for _, dir := range []string{filepath.Join(state, "steps"), sandbox.ContainerRoot(s)} {
+			entries, _ := os.ReadDir(dir)
 			for _, e := range entries {
-				t.Errorf("state left: %s/%s", sub, e.Name())
+				t.Errorf("state left: %s/%s", dir, e.Name())
 			}
 		}
 		works, _ := filepath.Glob(filepath.Join(tmp, "*.work"))
@@ -151,7 +151,8 @@ func TestSweep(t *testing.T) {
 	helper.Process.Kill()
 	helper.Wait()
 
-	if _, err := sandbox.New(state); err != nil {
+	s, err := sandbox.New(state)
+	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile("/proc/self/mountinfo")
@@ -161,9 +162,9 @@ func TestSweep(t *testing.T) {
 	if dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*/sxmake", id)); len(dirs) != 0 {
 		t.Errorf("cgroups left after the sweep: %v", dirs)
 	}
-	for _, sub := range []string{"steps", "containers"} {
-		if entries, _ := os.ReadDir(filepath.Join(state, sub)); len(entries) != 0 {
-			t.Errorf("state left in %s: %v", sub, entries)
+	for _, dir := range []string{filepath.Join(state, "steps"), sandbox.ContainerRoot(s)} {
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("state left in %s: %v", dir, entries)
 		}
 	}
 	// The step's processes died with the helper (parent death signal).

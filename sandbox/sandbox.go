@@ -21,6 +21,7 @@ import (
 // independent of the others.
 type Sandbox struct {
 	state        string // state directory
+	containers   string // libcontainer's state directory (see containerRoot)
 	logLimit     int
 	cgroupParent string
 }
@@ -42,8 +43,10 @@ func WithCgroupParent(parent string) Option {
 }
 
 // New returns a Sandbox keeping its run-time state (container state, mount
-// points, generated /etc/hosts) under stateDir, which it creates. Nothing
-// is left there once each Run returns. New also removes what steps of a
+// points, generated /etc/hosts) under stateDir, which it creates (the
+// container state goes elsewhere when stateDir lies inside the directory
+// of the sxmake binary; see containerRoot). Nothing is left there once
+// each Run returns. New also removes what steps of a
 // process killed before it could clean up left in stateDir (mounts,
 // cgroups, directories); several processes may share stateDir. Running
 // steps needs root. The first New of a process also puts the kernel's
@@ -58,7 +61,11 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 	if err := os.MkdirAll(filepath.Join(abs, "steps"), 0o700); err != nil {
 		return nil, fmt.Errorf("creating sandbox state directory: %w", err)
 	}
-	s := &Sandbox{state: abs, logLimit: 1 << 20, cgroupParent: "sxmake"}
+	containers, err := containerRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("creating container state directory: %w", err)
+	}
+	s := &Sandbox{state: abs, containers: containers, logLimit: 1 << 20, cgroupParent: "sxmake"}
 	for _, o := range opts {
 		o(s)
 	}
@@ -135,7 +142,7 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (res Result, err error) {
 	if err != nil {
 		return Result{}, err
 	}
-	c, err := libcontainer.Create(filepath.Join(s.state, "containers"), id, config)
+	c, err := libcontainer.Create(s.containers, id, config)
 	if err != nil {
 		return Result{}, fmt.Errorf("creating container: %w", err)
 	}

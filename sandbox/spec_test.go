@@ -286,3 +286,21 @@ func FuzzEnviron(f *testing.F) {
 		}
 	})
 }
+
+func TestWithin(t *testing.T) {
+	for _, tc := range []struct {
+		path, dir string
+		want      bool
+	}{
+		{"/home/u/.cache/sxmake/containers", "/home/u", true},
+		{"/home/u", "/home/u", true},
+		{"/home/user/.cache", "/home/u", false},
+		{"/var/cache/sxmake", "/usr/local/bin", false},
+		{"/anything", "/", true},
+		{"/anything", "", false},
+	} {
+		if got := within(tc.path, tc.dir); got != tc.want {
+			t.Errorf("within(%q, %q) = %v, want %v", tc.path, tc.dir, got, tc.want)
+		}
+	}
+}

@@ -51,7 +51,7 @@ func (s *Sandbox) sweep() {
 // destroyStale kills and destroys the container id, unmounts its rootfs
 // and removes dir.
 func (s *Sandbox) destroyStale(id, dir string) {
-	if c, err := libcontainer.Load(filepath.Join(s.state, "containers"), id); err == nil {
+	if c, err := libcontainer.Load(s.containers, id); err == nil {
 		_ = c.Signal(unix.SIGKILL)
 		// The killed processes leave their cgroup asynchronously.
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
