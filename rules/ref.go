@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Image reference grammar of github.com/distribution/reference, which
@@ -15,9 +16,20 @@ var (
 	refRemote        = refNameComponent + `(?:/` + refNameComponent + `)*`
 	refTag           = `[\w][\w.-]{0,127}`
 	refDigest        = `[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}`
-	referenceRe      = regexp.MustCompile(`^((?:` + refDomain + `/)?` + refRemote + `)(?::(` + refTag + `))?(?:@(` + refDigest + `))?$`)
-	nameRe           = regexp.MustCompile(`^(?:(` + refDomain + `)/)?(` + refRemote + `)$`)
 	identifierRe     = regexp.MustCompile(`^[a-f0-9]{64}$`)
+)
+
+// The two large expressions are compiled on first use, not when the
+// package is initialised: every RUN step re-executes the sxmake binary as
+// its container's init, which initialises every package, and compiling
+// them there cost about 1 ms a step.
+var (
+	referenceRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^((?:` + refDomain + `/)?` + refRemote + `)(?::(` + refTag + `))?(?:@(` + refDigest + `))?$`)
+	})
+	nameRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:(` + refDomain + `)/)?(` + refRemote + `)$`)
+	})
 )
 
 // checkImageRef validates an image name as reference.ParseNormalizedNamed
@@ -43,15 +55,15 @@ func checkImageRefFull(s string) error {
 		return fmt.Errorf("invalid reference format: repository name (%s) must be lowercase", remote)
 	}
 	full := domain + "/" + remainder
-	m := referenceRe.FindStringSubmatch(full)
+	m := referenceRe().FindStringSubmatch(full)
 	if m == nil {
-		if referenceRe.MatchString(strings.ToLower(full)) {
+		if referenceRe().MatchString(strings.ToLower(full)) {
 			return errors.New("repository name must be lowercase")
 		}
 		return errors.New("invalid reference format")
 	}
 	path := m[1]
-	if nm := nameRe.FindStringSubmatch(m[1]); nm != nil {
+	if nm := nameRe().FindStringSubmatch(m[1]); nm != nil {
 		path = nm[2]
 	}
 	if len(path) > 255 {
