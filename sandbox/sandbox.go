@@ -187,6 +187,7 @@ func run(ctx context.Context, c *libcontainer.Container, p *libcontainer.Process
 	if err := c.Run(p); err != nil {
 		return Result{}, fmt.Errorf("starting step: %w", err)
 	}
+	startup := time.Since(start)
 	done := make(chan *os.ProcessState, 1)
 	go func() {
 		st, _ := p.Wait()
@@ -208,7 +209,7 @@ func run(ctx context.Context, c *libcontainer.Container, p *libcontainer.Process
 		}
 		st = <-done
 	}
-	res := Result{ExitCode: exitCode(st), Duration: time.Since(start)}
+	res := Result{ExitCode: exitCode(st), Duration: time.Since(start), Startup: startup}
 	return res, stopped
 }
 

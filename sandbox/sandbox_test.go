@@ -83,6 +83,9 @@ func TestRunBusybox(t *testing.T) {
 	if res.ExitCode != 0 || out != "hello\nuid=0(root) gid=0(root) groups=0(root)\n" {
 		t.Errorf("exit %d, stdout %q, log %q", res.ExitCode, out, res.Log)
 	}
+	if res.Startup <= 0 || res.Startup >= res.Duration {
+		t.Errorf("startup %v, duration %v: want 0 < startup < duration", res.Startup, res.Duration)
+	}
 }
 
 func TestExitCodes(t *testing.T) {

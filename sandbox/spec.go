@@ -105,6 +105,10 @@ type Result struct {
 	Log []byte
 	// Duration is the wall time from start to exit.
 	Duration time.Duration
+	// Startup is the part of Duration spent starting the container:
+	// libcontainer re-executing sxmake as the init, which sets the
+	// namespaces, mounts, cgroups and seccomp up and execs Args[0].
+	Startup time.Duration
 }
 
 // ErrTimeout is returned (wrapped) when Limits.Timeout expired.

@@ -1,10 +1,15 @@
 // Command sandbox-bench measures the per-step overhead of sandbox.Run
 // against `runc run` (Debian's runc) on the same root file system, in the
-// same process, runs of the two interleaved: the median wall time of N
-// runs of `true` each, and their ratio. It needs root, /bin/busybox
-// (busybox-static) and runc on PATH.
+// same process, runs of the contestants interleaved: the median wall time
+// of N runs of `true` each, and their ratio. It also reports how much of
+// sandbox.Run is libcontainer starting the container (Result.Startup), and
+// times a floor: libcontainer itself with a minimal container (the rootfs
+// directory read-only, mount and pid namespaces, /proc; no overlay,
+// seccomp, masked paths, limits or /dev), which no sandbox built on
+// libcontainer can beat. It needs root, /bin/busybox (busybox-static) and
+// runc on PATH.
 //
-//	go run ./cmd/sandbox-bench [-n 50] [-cpuprofile FILE] [-state DIR]
+//	go run ./cmd/sandbox-bench [-n 50] [-only sandbox|bare|runc] [-cpuprofile FILE] [-state DIR]
 package main
 
 import (
@@ -76,11 +81,22 @@ func bench(n int, profile, only, state string) error {
 	}
 	var runs []func(int) error
 	var names []string
-	if only != "runc" {
+	var startups []time.Duration
+	if only == "" || only == "sandbox" {
 		names = append(names, "sandbox.Run true")
-		runs = append(runs, func(i int) error { return runSandbox(s, dir, rootfs, i) })
+		runs = append(runs, func(i int) error {
+			startup, err := runSandbox(s, dir, rootfs, i)
+			if i >= 0 {
+				startups = append(startups, startup)
+			}
+			return err
+		})
 	}
-	if only != "sandbox" {
+	if only == "" || only == "bare" {
+		names = append(names, "bare libcontainer true")
+		runs = append(runs, func(i int) error { return runBare(dir, rootfs, i) })
+	}
+	if only == "" || only == "runc" {
 		names = append(names, "runc run true")
 		runs = append(runs, func(i int) error { return runRunc(dir, bundle, i) })
 	}
@@ -89,12 +105,21 @@ func bench(n int, profile, only, state string) error {
 		return err
 	}
 	for i, name := range names {
-		fmt.Printf("%-18s median %6.1f ms of %d\n", name+":", ms(medians[i]), n)
+		fmt.Printf("%-24s median %6.1f ms of %d\n", name+":", ms(medians[i]), n)
+		if name == "sandbox.Run true" {
+			fmt.Printf("  of which libcontainer start (Result.Startup): median %.1f ms\n", ms(median(startups)))
+		}
 	}
-	if len(medians) == 2 {
-		fmt.Printf("ratio sandbox/runc: %.2f\n", float64(medians[0])/float64(medians[1]))
+	if len(medians) == 3 {
+		fmt.Printf("ratio sandbox/runc: %.2f\n", float64(medians[0])/float64(medians[2]))
+		fmt.Printf("ratio bare libcontainer/runc: %.2f\n", float64(medians[1])/float64(medians[2]))
 	}
 	return nil
+}
+
+func median(ts []time.Duration) time.Duration {
+	slices.Sort(ts)
+	return ts[len(ts)/2]
 }
 
 // interleave runs each of fs once as a warm-up, then n rounds of each in
@@ -115,29 +140,29 @@ func interleave(n int, fs []func(int) error) ([]time.Duration, error) {
 	}
 	medians := make([]time.Duration, len(fs))
 	for j, ts := range times {
-		slices.Sort(ts)
-		medians[j] = ts[n/2]
+		medians[j] = median(ts)
 	}
 	return medians, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// runSandbox runs true over rootfs with a fresh upper directory.
-func runSandbox(s *sandbox.Sandbox, dir, rootfs string, i int) error {
+// runSandbox runs true over rootfs with a fresh upper directory and
+// returns the step's Result.Startup.
+func runSandbox(s *sandbox.Sandbox, dir, rootfs string, i int) (time.Duration, error) {
 	upper := filepath.Join(dir, fmt.Sprintf("upper%d", i))
 	if err := os.Mkdir(upper, 0o755); err != nil {
-		return err
+		return 0, err
 	}
 	defer os.RemoveAll(upper)
 	res, err := s.Run(context.Background(), sandbox.Spec{Lower: []string{rootfs}, Upper: upper, Args: []string{"/bin/true"}})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if res.ExitCode != 0 {
-		return fmt.Errorf("true exited %d: %s", res.ExitCode, res.Log)
+		return 0, fmt.Errorf("true exited %d: %s", res.ExitCode, res.Log)
 	}
-	return nil
+	return res.Startup, nil
 }
 
 // runcBundle writes a runc bundle (runc's default spec running true) over
