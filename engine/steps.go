@@ -2,9 +2,11 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -258,18 +260,24 @@ func mkdirAll(p string, owner *fileop.Owner) error {
 	return os.Chtimes(p, epoch, epoch)
 }
 
-// sourceFiles describes what a source pattern names under root, one line
-// per file: relative path, type and permission bits, size, and the hash of
-// the content or link target; never the mtime or owner. No match gives no
-// line (the copy itself reports it when that is an error).
+// sourceFiles describes what a source pattern names under root, as the
+// copy resolves it (fileop.ResolveSource), one line per file: path as the
+// copy names it, type and permission bits, size, and the hash of the
+// content or link target; never the mtime or owner. A source that is a
+// symlink is described by what it points to, which is what is copied.
+// A missing source gives no line (the copy itself reports it when that is
+// an error).
 func sourceFiles(root, pattern string) ([]string, error) {
-	matches, err := filepath.Glob(filepath.Join(root, pattern))
+	matches, err := fileop.ResolveSource(root, pattern)
 	if err != nil {
-		return nil, fmt.Errorf("source %s: %w", pattern, err)
+		return nil, nil
 	}
 	var lines []string
 	for _, m := range matches {
-		err := filepath.WalkDir(m, func(p string, d os.DirEntry, err error) error {
+		if _, err := os.Lstat(m.Path); errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			continue
+		}
+		err := filepath.WalkDir(m.Path, func(p string, d os.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
@@ -277,7 +285,11 @@ func sourceFiles(root, pattern string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			rel, _ := filepath.Rel(root, p)
+			inside, _ := filepath.Rel(m.Path, p)
+			name := strings.TrimPrefix(path.Join(m.Name, filepath.ToSlash(inside)), "/")
+			if name == "" {
+				name = "." // the source root itself
+			}
 			var sum string
 			switch {
 			case fi.Mode()&os.ModeSymlink != 0:
@@ -291,7 +303,7 @@ func sourceFiles(root, pattern string) ([]string, error) {
 					return err
 				}
 			}
-			lines = append(lines, fmt.Sprintf("%q %v %d %s", rel, fi.Mode(), fi.Size(), sum))
+			lines = append(lines, fmt.Sprintf("%q %v %d %s", name, fi.Mode(), fi.Size(), sum))
 			return nil
 		})
 		if err != nil {

@@ -1,9 +1,13 @@
 package engine
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -83,4 +87,97 @@ func TestMkdirAll(t *testing.T) {
 			t.Errorf("mkdirAll through a file: %v, want ENOTDIR", err)
 		}
 	})
+}
+
+// TestSourceFilesDescribeWhatIsCopied: the files a COPY's action key
+// hashes are the files the copy copies, whatever the pattern, including a
+// source that is a symlink (the copy follows it within the context) and
+// one that points outside the context. A regression test: the key hashed
+// a symlink source's target name only, so editing a file in the linked
+// directory kept the cached layer.
+func TestSourceFilesDescribeWhatIsCopied(t *testing.T) {
+	sandboxtest.RequiresRoot(t)
+	root := t.TempDir()
+	for name, content := range map[string]string{
+		"a/x": "x", "a/y": "yy", "w1.txt": "1", "w2.txt": "22", "sub/deep/f.txt": "f", "sub/other/g": "g",
+	} {
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// c points outside the context: the copy (and the key) read a instead.
+	for link, target := range map[string]string{"b": "a", "c": "../../../a", "a/self": "."} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, pattern := range []string{"/b", "/b/x", "/w*.txt", "/sub/*/f.txt", "/c", "/.", "/[ab]", "/missing*"} {
+		t.Run(pattern, func(t *testing.T) {
+			lines, err := sourceFiles(root, pattern)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dest := t.TempDir()
+			op := fileop.Copy{SrcRoot: root, Local: true, Sources: []string{pattern}, Dest: "/out/"}
+			if err := fileop.Apply(context.Background(), dest, op); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(contents(t, filepath.Join(dest, "out")), hashedContents(lines)); diff != "" {
+				t.Errorf("copied files (-) and hashed files (+) differ:\n%s\nkey lines:\n%s", diff, strings.Join(lines, "\n"))
+			}
+		})
+	}
+
+	t.Run("edit behind a symlink", func(t *testing.T) {
+		before, _ := sourceFiles(root, "/b")
+		os.WriteFile(filepath.Join(root, "a", "x"), []byte("edited"), 0o644)
+		after, _ := sourceFiles(root, "/b")
+		if cmp.Equal(before, after) {
+			t.Errorf("editing a/x left the key lines of COPY /b unchanged:\n%s", strings.Join(after, "\n"))
+		}
+	})
+}
+
+// contents lists the distinct regular files and symlinks under dir as
+// sorted "mode size hash" entries.
+func contents(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		var sum string
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, _ := os.Readlink(p)
+			sum = contentHash([]byte(target))
+		} else if sum, err = fileHash(p); err != nil {
+			return err
+		}
+		out = append(out, fmt.Sprintf("%v %d %s", fi.Mode(), fi.Size(), sum))
+		return nil
+	})
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// hashedContents is the same list made from sourceFiles' lines.
+func hashedContents(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		f := strings.Fields(l[strings.LastIndex(l, `"`)+1:])
+		if strings.HasPrefix(f[0], "d") {
+			continue
+		}
+		out = append(out, strings.Join(f, " "))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }

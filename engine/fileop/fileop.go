@@ -164,30 +164,22 @@ func (a *applier) checkSources() error {
 
 // copySource copies (or, for ADD, maybe extracts) one source pattern.
 func (a *applier) copySource(ctx context.Context, pattern string) error {
-	src := path.Join("/", pattern)
-	matches := []string{src}
-	if containsWildcards(src) {
-		var err error
-		if matches, err = resolveWildcards(a.srcRoot, src); err != nil {
-			return err
-		}
+	matches, err := ResolveSource(a.srcRoot, pattern)
+	if err != nil {
+		return err
 	}
 	for _, m := range matches {
-		srcPath, err := securejoin.SecureJoin(a.srcRoot, m)
-		if err != nil {
-			return err
-		}
 		if a.op.Add {
-			ok, err := a.unpack(ctx, srcPath)
+			ok, err := a.unpack(ctx, m.Path)
 			if err != nil {
-				return fmt.Errorf("extracting %s: %w", m, err)
+				return fmt.Errorf("extracting %s: %w", m.Name, err)
 			}
 			if ok {
 				continue
 			}
 		}
 		c := a.newCopier(a.op.Local)
-		if err := c.copyTop(ctx, srcPath, path.Base(m)); err != nil {
+		if err := c.copyTop(ctx, m.Path, path.Base(m.Name)); err != nil {
 			return err
 		}
 	}

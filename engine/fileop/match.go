@@ -35,6 +35,44 @@ func splitWildcards(p string) (dir, pattern string) {
 	return p, ""
 }
 
+// Match is one file or directory a COPY or ADD source names.
+type Match struct {
+	// Name is the match as the Containerfile names it: an absolute path
+	// inside the source root.
+	Name string
+	// Path is where it is: Name resolved in the source root, symlinks
+	// followed (the last component's too) but bounded to the root.
+	Path string
+}
+
+// ResolveSource returns what the source pattern p names under srcRoot,
+// exactly as Apply copies it: p itself, or each match of its wildcards
+// (see resolveWildcards). A path without wildcards is returned whether it
+// exists or not (Apply fails on a missing one with ErrNotFound).
+func ResolveSource(srcRoot, p string) ([]Match, error) {
+	src := path.Join("/", p)
+	names := []string{src}
+	if containsWildcards(src) {
+		rels, err := resolveWildcards(srcRoot, src)
+		if err != nil {
+			return nil, err
+		}
+		names = names[:0]
+		for _, r := range rels {
+			names = append(names, path.Join("/", r))
+		}
+	}
+	matches := make([]Match, 0, len(names))
+	for _, n := range names {
+		resolved, err := securejoin.SecureJoin(srcRoot, n)
+		if err != nil {
+			return nil, err
+		}
+		matches = append(matches, Match{Name: n, Path: resolved})
+	}
+	return matches, nil
+}
+
 // resolveWildcards returns the paths under srcRoot matching the wildcard
 // source p, relative to srcRoot and in lexical walk order, as fsutil's
 // ResolveWildcards does: the part before the first wildcard is resolved
