@@ -35,7 +35,7 @@ type Event struct {
 	Explain  []string      // ActionWouldRun: one line per input changed since the action last ran
 	Log      []byte        // ActionLog: output bytes
 	Duration time.Duration // ActionDone: the whole action
-	Process  time.Duration // ActionDone of a RUN: the time its process ran
+	Process  time.Duration // ActionDone of a RUN: the time its program ran, from its exec in the started container to its exit
 	Digest   image.Digest  // ImageDone
 	Err      error
 }

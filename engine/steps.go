@@ -57,7 +57,9 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 			Platform: step.Platform.String(), Network: network,
 			Stdout: log, Stderr: log,
 		})
-		a.process = res.Duration
+		// The program's own time: the container's start is sxmake's
+		// overhead, not the step's work.
+		a.process = res.Duration - res.Startup
 		if err != nil {
 			return err
 		}

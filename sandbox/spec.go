@@ -103,7 +103,8 @@ type Result struct {
 	// Log is the combined stdout and stderr in arrival order; only its
 	// last bytes (see [WithLogLimit]) when the output was larger.
 	Log []byte
-	// Duration is the wall time from start to exit.
+	// Duration is the wall time from the container's start to the
+	// step's exit.
 	Duration time.Duration
 	// Startup is the part of Duration spent starting the container:
 	// libcontainer re-executing sxmake as the init, which sets the
