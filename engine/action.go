@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/stagex/sxmake/cache"
@@ -24,6 +25,10 @@ type action struct {
 	in     *inputs
 	parent *state
 	apply  func(ctx context.Context, lowers []string, upper, work string, log io.Writer) error
+	// exported says the image will export the layer (the step is in its
+	// target stage): it is gzipped as it is made. Other layers are kept
+	// uncompressed, and gzipped only if some image exports them after all.
+	exported bool
 	// process is set by apply when it ran a process: how long it ran.
 	process time.Duration
 }
@@ -46,7 +51,7 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 	if !b.noCache || !leader {
 		if l, ok := ib.lookup(key, a.parent); ok {
 			ib.cached++
-			b.reach(key, l.Digest)
+			b.reach(key, cache.Digest(l.DiffID))
 			b.events(Event{Kind: ActionCached, Image: ib.ip.Image.Name, Action: a.label, Name: a.name})
 			if leader {
 				b.land(key, f)
@@ -61,7 +66,7 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 	if !b.noCache && !b.dryRun && len(b.from) > 0 {
 		if l, ok := ib.pull(ctx, key, a); ok {
 			ib.cached++
-			b.reach(key, l.Digest)
+			b.reach(key, cache.Digest(l.DiffID))
 			b.events(Event{Kind: ActionCached, Image: ib.ip.Image.Name, Action: a.label, Name: a.name})
 			b.land(key, f)
 			return l, nil
@@ -94,8 +99,9 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 	if err := b.actions.PutRun(key, res, a.name, cache.Record{Key: key.String(), Inputs: a.in.lines}); err != nil {
 		return nil, err
 	}
+	l.key = key
 	ib.ran++
-	b.reach(key, l.Digest)
+	b.reach(key, cache.Digest(l.DiffID))
 	b.events(Event{Kind: ActionDone, Image: ib.ip.Image.Name, Action: a.label, Name: a.name, Duration: d, Process: a.process})
 	return l, nil
 }
@@ -155,17 +161,23 @@ func (ib *imageBuild) lookup(key cache.ActionKey, parent *state) (*layer, bool) 
 	if size, err := ib.b.store.Size(res.Layer); err != nil || size != res.LayerSize {
 		return nil, false
 	}
-	l := &layer{Layer: image.Layer{
-		Descriptor: image.Descriptor{
-			MediaType:   image.MediaTypeLayerGzip,
-			Digest:      res.Layer,
-			Size:        res.LayerSize,
-			Annotations: map[string]string{image.AnnotationRewrittenTimestamp: fmt.Sprint(epoch.Unix())},
-		},
-		DiffID: image.DiffID(res.DiffID),
-	}}
+	l := &layer{Layer: resultLayer(res), key: key}
 	l.chain = cache.Chain(parent.chain(), res.DiffID)
 	return l, true
+}
+
+// resultLayer is the layer of a cached result: a gzip blob as BuildKit
+// exports it, or the uncompressed tar of an intermediate step.
+func resultLayer(res cache.Result) image.Layer {
+	l := image.Layer{
+		Descriptor: image.Descriptor{MediaType: image.MediaTypeLayerTar, Digest: res.Layer, Size: res.LayerSize},
+		DiffID:     image.DiffID(res.DiffID),
+	}
+	if l.Compressed() {
+		l.MediaType = image.MediaTypeLayerGzip
+		l.Annotations = map[string]string{image.AnnotationRewrittenTimestamp: fmt.Sprint(epoch.Unix())}
+	}
+	return l
 }
 
 // run1 runs a: prepares the parent's snapshots and an upper dir, applies
@@ -189,7 +201,7 @@ func (ib *imageBuild) run1(ctx context.Context, a *action) (*layer, []byte, erro
 	if err := a.apply(ctx, lowers, upper, work, w); err != nil {
 		return nil, log.Bytes(), err
 	}
-	l, err := b.commitLayer(ctx, a.parent, upper)
+	l, err := b.commitLayer(ctx, a.parent, upper, a.exported)
 	return l, log.Bytes(), err
 }
 
@@ -206,8 +218,8 @@ func (w *eventWriter) Write(p []byte) (int, error) {
 }
 
 // commitLayer turns upper, the changes made over parent, into a layer blob
-// in the content store and a snapshot.
-func (b *Builder) commitLayer(ctx context.Context, parent *state, upper string) (*layer, error) {
+// in the content store (gzipped if exported, else the tar) and a snapshot.
+func (b *Builder) commitLayer(ctx context.Context, parent *state, upper string, exported bool) (*layer, error) {
 	view, release, err := b.view(parent.layers)
 	if err != nil {
 		return nil, err
@@ -221,7 +233,12 @@ func (b *Builder) commitLayer(ctx context.Context, parent *state, upper string) 
 		return nil, err
 	}
 	defer w.Close()
-	il, err := image.Compress(w, pr, &epoch)
+	var il image.Layer
+	if exported {
+		il, err = image.Compress(w, pr, &epoch)
+	} else {
+		il, err = image.Rewrite(w, pr, epoch)
+	}
 	pr.CloseWithError(err)
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
@@ -234,6 +251,64 @@ func (b *Builder) commitLayer(ctx context.Context, parent *state, upper string) 
 		return nil, err
 	}
 	return l, nil
+}
+
+// compressed returns l as an image exports it: gzipped. The tar of an
+// intermediate step is gzipped once per build, and the cached result of
+// the action that made it then names the gzip blob, which later builds
+// use as is.
+func (b *Builder) compressed(l layer) (layer, error) {
+	if l.Compressed() {
+		return l, nil
+	}
+	v, _ := b.gzipped.LoadOrStore(l.DiffID, &gzipOnce{})
+	g := v.(*gzipOnce)
+	g.once.Do(func() { g.layer, g.err = b.gzip(l.Layer) })
+	if g.err != nil {
+		return l, g.err
+	}
+	if l.key != (cache.ActionKey{}) {
+		if res, err := b.actions.Get(l.key); err == nil && res.Layer == res.DiffID {
+			res.Layer, res.LayerSize = g.layer.Digest, g.layer.Size
+			if err := b.actions.Put(l.key, res); err != nil {
+				return l, err
+			}
+		}
+	}
+	l.Layer = g.layer
+	return l, nil
+}
+
+// gzipOnce is the gzipping of one uncompressed layer in a build.
+type gzipOnce struct {
+	once  sync.Once
+	layer image.Layer
+	err   error
+}
+
+// gzip stores the gzip blob of the stored uncompressed layer l.
+func (b *Builder) gzip(l image.Layer) (image.Layer, error) {
+	rc, err := b.store.Open(l.Digest)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	defer rc.Close()
+	w, err := b.store.Writer()
+	if err != nil {
+		return image.Layer{}, err
+	}
+	defer w.Close()
+	gz, err := image.CompressRewritten(w, rc, epoch)
+	if err != nil {
+		return image.Layer{}, err
+	}
+	if gz.DiffID != l.DiffID {
+		return image.Layer{}, fmt.Errorf("stored tar of layer %s has diffID %s", l.DiffID, gz.DiffID)
+	}
+	if _, _, err := w.Commit(gz.Digest, gz.Size); err != nil {
+		return image.Layer{}, fmt.Errorf("storing layer: %w", err)
+	}
+	return gz, nil
 }
 
 // lowerDirs returns the snapshot dirs of layers, top first, unpacking the
@@ -278,6 +353,9 @@ func (b *Builder) materialize(stack []layer) error {
 			return err
 		}
 		defer rc.Close()
+		if !top.Compressed() {
+			return image.Unpack(root, rc)
+		}
 		zr, err := gzip.NewReader(rc)
 		if err != nil {
 			return fmt.Errorf("layer %s: %w", top.Digest, err)

@@ -53,6 +53,7 @@ type Builder struct {
 	mu      sync.Mutex
 	results map[string]*imageResult // by image name
 	flights map[cache.ActionKey]*inFlight
+	gzipped sync.Map // image.DiffID -> *gzipOnce: intermediate layers an image exports
 }
 
 // BuildOption configures a Builder.

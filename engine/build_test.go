@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine/image"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/sandbox"
@@ -255,5 +256,64 @@ func TestBuildInterruptedThenResumed(t *testing.T) {
 	}
 	if resumed.report.Cached == 0 {
 		t.Error("the resumed build reused nothing of the interrupted one")
+	}
+}
+
+// Only the layers an image exports are gzipped. A stage the image does
+// not contain keeps its layer as the tar it was diffed into; a stage the
+// target stage is built FROM has its layers gzipped when the image is
+// written, and its cached results then name the gzip blobs, so a second
+// build finds everything and runs nothing.
+func TestOnlyExportedLayersCompressed(t *testing.T) {
+	tree, cacheDir := t.TempDir(), t.TempDir()
+	pkg := filepath.Join(tree, "packages", "core", "layers")
+	files := map[string]string{
+		"package.toml": "[package]\nname = \"layers\"\nversion = \"1\"\n",
+		"Containerfile": "FROM scratch AS scratchpad\nCOPY d.txt /d.txt\n\n" +
+			"FROM scratch AS build\nCOPY a.txt /a.txt\nCOPY b.txt /b.txt\n\n" +
+			"FROM build AS package\nCOPY --from=scratchpad /d.txt /d.txt\nCOPY c.txt /c.txt\n",
+		"a.txt": "a", "b.txt": "b", "c.txt": "c", "d.txt": "d",
+	}
+	os.MkdirAll(pkg, 0o755)
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(pkg, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := mustBuild(t, tree, cacheDir, "core-layers")
+
+	actions, err := cache.OpenActions(cacheDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := cache.OpenContentStore(filepath.Join(cacheDir, "content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tars, gzips int
+	err = actions.Walk(func(_ cache.ActionKey, r cache.Result) error {
+		if r.Layer == r.DiffID {
+			tars++
+		} else {
+			gzips++
+		}
+		if size, err := store.Size(r.Layer); err != nil || size != r.LayerSize {
+			t.Errorf("layer blob %s: size %d, error %v; the result says %d", r.Layer, size, err, r.LayerSize)
+		}
+		return nil
+	})
+	actions.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// scratchpad's COPY stays a tar; build's two COPYs (gzipped when the
+	// image was written) and package's two are gzip.
+	if tars != 1 || gzips != 4 {
+		t.Errorf("cached results: %d uncompressed and %d gzip layers, want 1 and 4", tars, gzips)
+	}
+
+	second := mustBuild(t, tree, cacheDir, "core-layers")
+	if second.report.Ran != 0 || second.digests["core-layers"] != first.digests["core-layers"] {
+		t.Errorf("second build ran %v, digest %s; want nothing run and %s", second.ran, second.digests["core-layers"], first.digests["core-layers"])
 	}
 }

@@ -19,6 +19,7 @@ import (
 type layer struct {
 	image.Layer
 	chain cache.ChainID
+	key   cache.ActionKey // the action that made it; zero for a base image's
 }
 
 // state is a stage's file system and image config at some step.
@@ -190,6 +191,10 @@ func (ib *imageBuild) step(ctx context.Context, st *rules.Stage, i int, step *ru
 	return nil
 }
 
+// targets reports whether st is the stage ib's image is made of: the
+// layers of its steps are exported.
+func (ib *imageBuild) targets(st *rules.Stage) bool { return st == ib.ip.Build.Target }
+
 // actionName names the action of step i of stage st in this image.
 func (ib *imageBuild) actionName(st *rules.Stage, i int) string {
 	return ActionName(ib.ip.Image.Name, st, i)
@@ -222,9 +227,16 @@ func describe(st *rules.Stage, step *rules.Step) string {
 // layout to the output directory.
 func (ib *imageBuild) write(s *state) (*imageResult, error) {
 	name := ib.ip.Image.Name
+	exported := make([]layer, len(s.layers))
 	layers := make([]image.Layer, len(s.layers))
 	for i, l := range s.layers {
-		layers[i] = l.Layer
+		if !ib.b.dryRun {
+			var err error
+			if l, err = ib.b.compressed(l); err != nil {
+				return nil, fmt.Errorf("compressing layer %s: %w", l.DiffID, err)
+			}
+		}
+		exported[i], layers[i] = l, l.Layer
 	}
 	opts := []image.Option{
 		image.WithEpoch(epoch),
@@ -248,7 +260,7 @@ func (ib *imageBuild) write(s *state) (*imageResult, error) {
 	if err := json.NewDecoder(bytes.NewReader(img.Config.Bytes)).Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("reading back the config of %s: %w", name, err)
 	}
-	return &imageResult{layers: s.layers, config: cfg, digest: img.Manifest.Digest, layout: layout}, nil
+	return &imageResult{layers: exported, config: cfg, digest: img.Manifest.Digest, layout: layout}, nil
 }
 
 // imagePlatform converts a rules platform to the image config's form.

@@ -64,12 +64,13 @@ type remoteState struct {
 	waitNotice func()
 
 	rmu      sync.Mutex
-	reached  map[cache.ActionKey]cache.Digest // action key -> its layer
+	reached  map[cache.ActionKey]cache.Digest // action key -> its layer's diffID
 	hits     int
 	transfer cache.Transfer
 }
 
-// reach notes that the action of key has the layer d in the local cache.
+// reach notes that the action of key has the layer of diffID d in the
+// local cache.
 func (r *remoteState) reach(key cache.ActionKey, d cache.Digest) {
 	if len(r.to) == 0 {
 		return
@@ -137,7 +138,7 @@ func (b *Builder) export(ctx context.Context, plan *Plan) error {
 	for _, img := range plan.Targets {
 		if res := b.result(img.Name); res != nil {
 			for _, l := range res.layers {
-				inTargets[l.Digest] = true
+				inTargets[cache.Digest(l.DiffID)] = true
 			}
 		}
 	}
@@ -169,6 +170,15 @@ func (b *Builder) pushAll(ctx context.Context, dst cache.Sink, keys []cache.Acti
 		res, err := b.actions.Get(k)
 		if err != nil {
 			return err
+		}
+		if !res.Layer.IsZero() && res.Layer == res.DiffID {
+			// Remotes hold layers as images do: gzipped.
+			if _, err := b.compressed(layer{Layer: resultLayer(res), key: k}); err != nil {
+				return err
+			}
+			if res, err = b.actions.Get(k); err != nil {
+				return err
+			}
 		}
 		wg.Add(1)
 		sem <- struct{}{}

@@ -16,6 +16,7 @@ import (
 // Media types and annotation keys BuildKit writes.
 const (
 	MediaTypeLayerGzip = "application/vnd.oci.image.layer.v1.tar+gzip"
+	MediaTypeLayerTar  = "application/vnd.oci.image.layer.v1.tar"
 	MediaTypeConfig    = "application/vnd.oci.image.config.v1+json"
 	MediaTypeManifest  = "application/vnd.oci.image.manifest.v1+json"
 	MediaTypeIndex     = "application/vnd.oci.image.index.v1+json"
@@ -27,10 +28,50 @@ const (
 )
 
 // Layer is a compressed layer blob as the manifest lists it, with the
-// diffID the config lists for it.
+// diffID the config lists for it; or, before it is exported, the
+// uncompressed blob Rewrite wrote (see Compressed).
 type Layer struct {
 	Descriptor
 	DiffID DiffID
+}
+
+// Compressed reports whether l is a gzip blob rather than the tar itself,
+// whose digest is its diffID.
+func (l Layer) Compressed() bool { return l.Digest != Digest(l.DiffID) }
+
+// Rewrite writes the layer tar tr to w with its header times clamped to
+// epoch, exactly the tar that Compress with that epoch gzips, and returns
+// it as an uncompressed layer blob (its digest is its diffID). A build
+// keeps the layers of its intermediate steps so: only those an image
+// exports need BuildKit's gzip (see CompressRewritten), the rest is CPU
+// time for nothing, a lot of it for a compiler's build tree.
+func Rewrite(w io.Writer, tr io.Reader, epoch time.Time) (Layer, error) {
+	blob := &countingHash{h: sha256.New()}
+	bw := bufio.NewWriterSize(io.MultiWriter(w, blob), 128<<10)
+	if err := rewriteTimestamps(bw, tr, epoch); err != nil {
+		return Layer{}, fmt.Errorf("rewriting layer: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return Layer{}, fmt.Errorf("writing layer: %w", err)
+	}
+	sum := blob.sum()
+	return Layer{
+		Descriptor: Descriptor{MediaType: MediaTypeLayerTar, Digest: Digest(sum), Size: blob.n},
+		DiffID:     DiffID(sum),
+	}, nil
+}
+
+// CompressRewritten gzips tr, a layer tar that Rewrite wrote with epoch,
+// into the blob Compress with that epoch writes for the original tar.
+func CompressRewritten(w io.Writer, tr io.Reader, epoch time.Time) (Layer, error) {
+	l, err := Compress(w, tr, nil)
+	if err != nil {
+		return Layer{}, err
+	}
+	l.Annotations = map[string]string{
+		AnnotationRewrittenTimestamp: strconv.FormatInt(epoch.Unix(), 10),
+	}
+	return l, nil
 }
 
 // Compress reads an uncompressed layer tar from tr and writes the layer

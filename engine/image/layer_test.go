@@ -173,6 +173,53 @@ func TestCompress(t *testing.T) {
 	}
 }
 
+// TestRewriteThenCompress: an intermediate layer kept uncompressed
+// (Rewrite) and gzipped when an image exports it (CompressRewritten) is
+// byte for byte the blob Compress writes in one pass.
+func TestRewriteThenCompress(t *testing.T) {
+	var in bytes.Buffer
+	tw := tar.NewWriter(&in)
+	for _, h := range []*tar.Header{
+		{Name: "dir/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1e9, 5)},
+		{Name: "dir/file", Typeflag: tar.TypeReg, Mode: 0o644, Size: 5, ModTime: time.Unix(1e9, 0), AccessTime: time.Unix(2e9, 0), Format: tar.FormatPAX},
+		{Name: "dir/link", Typeflag: tar.TypeSymlink, Linkname: "file", ModTime: time.Unix(0, 0)},
+	} {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte("hello"))
+		}
+	}
+	tw.Close()
+	epoch := time.Unix(1, 0)
+
+	var once bytes.Buffer
+	want, err := Compress(&once, bytes.NewReader(in.Bytes()), &epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tarBlob bytes.Buffer
+	kept, err := Rewrite(&tarBlob, bytes.NewReader(in.Bytes()), epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kept.Compressed() || kept.MediaType != MediaTypeLayerTar || kept.DiffID != want.DiffID || kept.Size != int64(tarBlob.Len()) {
+		t.Errorf("kept layer %+v, want an uncompressed tar blob of diffID %s", kept, want.DiffID)
+	}
+	var twice bytes.Buffer
+	got, err := CompressRewritten(&twice, bytes.NewReader(tarBlob.Bytes()), epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" || !bytes.Equal(once.Bytes(), twice.Bytes()) {
+		t.Errorf("two-pass layer differs from the one-pass layer (descriptor -want +got):\n%s", diff)
+	}
+	if !got.Compressed() {
+		t.Error("a gzip layer reports itself uncompressed")
+	}
+}
+
 // BenchmarkCompress measures tar rewrite + gzip throughput on a 64 MiB
 // layer of semi-compressible data.
 func BenchmarkCompress(b *testing.B) {
