@@ -244,8 +244,16 @@ func coldDemo(work string) (row, error) {
 	if err != nil {
 		return row{}, err
 	}
+	d, err := oracle.Start()
+	if err != nil {
+		return row{}, err
+	}
+	defer d.Stop()
+	// sxmake and BuildKit alternate, so that both see the same machine:
+	// the file system's latency, which these builds are bound by, drifts
+	// by several times on these machines.
 	n := max(3, *runs/3)
-	var walls, procs []time.Duration
+	var walls, procs, bkWalls []time.Duration
 	for i := 0; i < n; i++ {
 		cache := filepath.Join(work, fmt.Sprint("cache", i))
 		args := []string{"-C", *demo, "--cache-dir", cache, "-o", filepath.Join(work, "out"), "--json", *target}
@@ -257,14 +265,7 @@ func coldDemo(work string) (row, error) {
 		walls = append(walls, time.Since(start))
 		procs = append(procs, processTime(out))
 		os.RemoveAll(cache)
-	}
-	d, err := oracle.Start()
-	if err != nil {
-		return row{}, err
-	}
-	defer d.Stop()
-	var bkWalls []time.Duration
-	for i := 0; i < n; i++ {
+
 		t, err := buildkitClosure(d, tree, order, filepath.Join(work, "buildkit"), true)
 		if err != nil {
 			return row{}, err
