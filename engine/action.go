@@ -369,8 +369,14 @@ func (b *Builder) materialize(stack []layer) error {
 }
 
 // withMount mounts the overlay of lowers under upper (read-only without
-// upper) on a temporary mount point and calls fn with it.
+// upper) on a temporary mount point and calls fn with it. Over nothing
+// (the empty dir alone, as for a scratch stage's first step) fn gets upper
+// itself: the overlay would show upper alone, and creating files through
+// overlayfs costs more than directly, a visible part of a cold build.
 func (b *Builder) withMount(lowers []string, upper, work string, fn func(root string) error) error {
+	if upper != "" && len(lowers) == 1 && lowers[0] == b.snaps.Empty() {
+		return fn(upper)
+	}
 	mnt, err := b.snaps.MkdirTemp()
 	if err != nil {
 		return err

@@ -317,6 +317,7 @@ func TestBinarySealedNotCopied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer os.Remove(sandbox.ContainerRoot(s)) // outside the test's directories
 
 	log := logrus.StandardLogger()
 	var seen exesealHook
