@@ -46,7 +46,7 @@ func (k ActionKey) String() string { return hex.EncodeToString(k[:]) }
 // Result is what an action produced. Blobs it names live in the content
 // store; a Result whose blobs are gone is a miss for the caller.
 type Result struct {
-	Layer     Digest        `json:"layer"`  // compressed layer blob; zero for a step without a layer
+	Layer     Digest        `json:"layer"`  // layer blob: gzip, or the tar itself (Layer == DiffID) for an intermediate step's; zero for a step without a layer
 	DiffID    Digest        `json:"diffID"` // the uncompressed layer's digest (its diffID)
 	LayerSize int64         `json:"layerSize,omitempty"`
 	Log       Digest        `json:"log"` // the step's output, a blob

@@ -11,4 +11,8 @@
 //   - key: the BLAKE3 hash of an action's labelled inputs (ActionKey).
 //   - digest, diffID: content hashes of blobs and uncompressed layers.
 //   - snapshot: an unpacked filesystem state, the input of the next action.
+//   - exported layer: a layer of an image the build writes. Only those are
+//     gzipped, as BuildKit's exporter does; a layer of a stage no image
+//     exports stays the tar it was diffed into (its digest is its diffID),
+//     gzipped later if an image or a remote cache takes it after all.
 package engine
