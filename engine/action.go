@@ -52,7 +52,7 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 		if l, ok := ib.lookup(key, a.parent); ok {
 			ib.cached++
 			b.reach(key, cache.Digest(l.DiffID))
-			b.events(Event{Kind: ActionCached, Image: ib.ip.Image.Name, Action: a.label, Name: a.name})
+			ib.emit(Event{Kind: ActionCached, Action: a.label, Name: a.name})
 			if leader {
 				b.land(key, f)
 			}
@@ -67,26 +67,26 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 		if l, ok := ib.pull(ctx, key, a); ok {
 			ib.cached++
 			b.reach(key, cache.Digest(l.DiffID))
-			b.events(Event{Kind: ActionCached, Image: ib.ip.Image.Name, Action: a.label, Name: a.name})
+			ib.emit(Event{Kind: ActionCached, Action: a.label, Name: a.name})
 			b.land(key, f)
 			return l, nil
 		}
 	}
 	defer b.land(key, f)
 	if b.dryRun {
-		b.events(Event{Kind: ActionWouldRun, Image: ib.ip.Image.Name, Action: a.label, Name: a.name, Explain: ib.explain(a)})
+		ib.emit(Event{Kind: ActionWouldRun, Action: a.label, Name: a.name, Explain: ib.explain(a)})
 		return nil, ErrWouldRun
 	}
 	if err := b.acquire(ctx); err != nil {
 		return nil, err
 	}
 	defer b.release()
-	b.events(Event{Kind: ActionStarted, Image: ib.ip.Image.Name, Action: a.label})
+	ib.emit(Event{Kind: ActionStarted, Action: a.label})
 	start := time.Now()
 	l, logData, err := ib.run1(ctx, a)
 	d := time.Since(start)
 	if err != nil {
-		b.events(Event{Kind: ActionFailed, Image: ib.ip.Image.Name, Action: a.label, Duration: d, Err: err, Log: logData})
+		ib.emit(Event{Kind: ActionFailed, Action: a.label, Duration: d, Err: err, Log: logData})
 		return nil, err
 	}
 	var logDigest cache.Digest
@@ -102,31 +102,40 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 	l.key = key
 	ib.ran++
 	b.reach(key, cache.Digest(l.DiffID))
-	b.events(Event{Kind: ActionDone, Image: ib.ip.Image.Name, Action: a.label, Name: a.name, Duration: d, Process: a.process})
+	ib.emit(Event{Kind: ActionDone, Action: a.label, Name: a.name, Duration: d, Process: a.process})
 	return l, nil
 }
 
 // inFlight is an action being looked up or run; done closes when it ends.
 type inFlight struct{ done chan struct{} }
 
+// flights are the actions in flight, by key, of a Builder and its
+// siblings: one action needed by two images (a package and its
+// subpackage, or a single-platform package in a multi-platform build)
+// runs once.
+type flights struct {
+	mu sync.Mutex
+	m  map[cache.ActionKey]*inFlight
+}
+
 // flight returns the flight of key, and whether the caller leads it (and
 // must land it).
 func (b *Builder) flight(key cache.ActionKey) (*inFlight, bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if f, ok := b.flights[key]; ok {
+	b.flights.mu.Lock()
+	defer b.flights.mu.Unlock()
+	if f, ok := b.flights.m[key]; ok {
 		return f, false
 	}
 	f := &inFlight{done: make(chan struct{})}
-	b.flights[key] = f
+	b.flights.m[key] = f
 	return f, true
 }
 
 // land ends the flight of key.
 func (b *Builder) land(key cache.ActionKey, f *inFlight) {
-	b.mu.Lock()
-	delete(b.flights, key)
-	b.mu.Unlock()
+	b.flights.mu.Lock()
+	delete(b.flights.m, key)
+	b.flights.mu.Unlock()
 	close(f.done)
 }
 
@@ -196,7 +205,7 @@ func (ib *imageBuild) run1(ctx context.Context, a *action) (*layer, []byte, erro
 	defer b.snaps.Discard(upper)
 	var log bytes.Buffer
 	w := &eventWriter{buf: &log, emit: func(p []byte) {
-		b.events(Event{Kind: ActionLog, Image: ib.ip.Image.Name, Action: a.label, Log: p})
+		ib.emit(Event{Kind: ActionLog, Action: a.label, Log: p})
 	}}
 	if err := a.apply(ctx, lowers, upper, work, w); err != nil {
 		return nil, log.Bytes(), err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -52,8 +53,8 @@ type Builder struct {
 
 	mu      sync.Mutex
 	results map[string]*imageResult // by image name
-	flights map[cache.ActionKey]*inFlight
-	gzipped sync.Map // image.DiffID -> *gzipOnce: intermediate layers an image exports
+	flights *flights                // shared with siblings
+	gzipped sync.Map                // image.DiffID -> *gzipOnce: intermediate layers an image exports
 }
 
 // BuildOption configures a Builder.
@@ -101,7 +102,7 @@ func NewBuilder(tree *packages.Tree, cacheDir string, runner Runner, opts ...Bui
 		network:  map[string]bool{},
 		events:   func(Event) {},
 		results:  map[string]*imageResult{},
-		flights:  map[cache.ActionKey]*inFlight{},
+		flights:  &flights{m: map[cache.ActionKey]*inFlight{}},
 	}
 	for _, o := range opts {
 		o(b)
@@ -131,6 +132,30 @@ func NewBuilder(tree *packages.Tree, cacheDir string, runner Runner, opts ...Bui
 	}
 	b.imports = OpenImports(cacheDir)
 	return b, nil
+}
+
+// Sibling returns a Builder that shares b's caches, runner, options, job
+// slots and actions in flight, with opts applied on top (WithOutDir and
+// WithEvents, say), but has results of its own: plans for several
+// platforms, whose images have the same names, build at once on siblings
+// of one Builder, at most b's jobs actions running in all, an action they
+// share running once. Close b alone, once the siblings' builds have
+// returned.
+func (b *Builder) Sibling(opts ...BuildOption) *Builder {
+	s := &Builder{
+		tree: b.tree, runner: b.runner, store: b.store, actions: b.actions, snaps: b.snaps, imports: b.imports,
+		outDir: b.outDir, fetchDir: b.fetchDir,
+		jobs: b.jobs, keepGoing: b.keepGoing, noCache: b.noCache, dryRun: b.dryRun,
+		network: maps.Clone(b.network), events: b.events,
+		results: map[string]*imageResult{},
+		flights: b.flights,
+	}
+	s.from, s.to = b.from, b.to
+	for _, o := range opts {
+		o(s)
+	}
+	s.slots = b.slots
+	return s
 }
 
 // Close releases the cache; the Builder is not to be used after.
@@ -233,7 +258,7 @@ func (b *Builder) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[st
 		}
 		if b.result(d.Name) == nil {
 			r.Err = fmt.Errorf("%w: %s", ErrDependencyFailed, d.Name)
-			b.events(Event{Kind: ImageSkipped, Image: r.Name, Err: r.Err})
+			b.emit(ip, Event{Kind: ImageSkipped, Err: r.Err})
 			return r
 		}
 	}
@@ -241,7 +266,7 @@ func (b *Builder) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[st
 	if err != nil {
 		r.Err = err
 		if !errors.Is(err, ErrWouldRun) {
-			b.events(Event{Kind: ImageFailed, Image: r.Name, Err: err})
+			b.emit(ip, Event{Kind: ImageFailed, Err: err})
 		}
 		return r
 	}
@@ -249,7 +274,7 @@ func (b *Builder) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[st
 	b.results[r.Name] = res
 	b.mu.Unlock()
 	r.Digest, r.Layout = res.digest, res.layout
-	b.events(Event{Kind: ImageDone, Image: r.Name, Digest: res.digest})
+	b.emit(ip, Event{Kind: ImageDone, Digest: res.digest})
 	return r
 }
 

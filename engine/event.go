@@ -30,6 +30,7 @@ func (k EventKind) String() string { return eventNames[k] }
 type Event struct {
 	Kind     EventKind
 	Image    string        // image name
+	Platform string        // the image's platform ("linux/arm64")
 	Action   string        // the action's description ("build 12:1 RUN make"); empty for image events
 	Name     string        // the action's stable name (see ActionName)
 	Explain  []string      // ActionWouldRun: one line per input changed since the action last ran
@@ -39,3 +40,12 @@ type Event struct {
 	Digest   image.Digest  // ImageDone
 	Err      error
 }
+
+// emit reports ev as an event of the image ip.
+func (b *Builder) emit(ip *ImagePlan, ev Event) {
+	ev.Image, ev.Platform = ip.Image.Name, ip.Platform.String()
+	b.events(ev)
+}
+
+// emit reports ev as an event of the image being built.
+func (ib *imageBuild) emit(ev Event) { ib.b.emit(ib.ip, ev) }

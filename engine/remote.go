@@ -117,7 +117,7 @@ func (ib *imageBuild) pull(ctx context.Context, key cache.ActionKey, a *action) 
 			return nil, false
 		}
 		if !errors.Is(err, cache.ErrNotFound) {
-			b.events(Event{Kind: CacheWarning, Image: ib.ip.Image.Name, Action: a.label, Name: a.name, Err: err})
+			ib.emit(Event{Kind: CacheWarning, Action: a.label, Name: a.name, Err: err})
 		}
 	}
 	return nil, false

@@ -77,44 +77,59 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	if err := fetchSources(ctx, stderr, tree, plan, bf.offline); err != nil {
 		return nil, err
 	}
-	cacheDir := bf.cacheDirOrDefault()
 	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
 	if err != nil {
 		return nil, err
 	}
-	opts, err := bf.remoteOptions()
+	opts, err := bf.builderOptions(ctx, stderr)
 	if err != nil {
 		prog.close()
 		return nil, err
 	}
-	opts = append(append(bf.options(), opts...), engine.WithCacheWait(ctx, func() {
-		fmt.Fprintf(stderr, "sxmake: waiting for another sxmake using the cache %s\n", cacheDir)
-	}))
 	if outDir != "" {
 		opts = append(opts, engine.WithOutDir(outDir))
 	}
 	start := time.Now()
-	report, err := buildPlan(ctx, tree, plan, cacheDir, prog, opts...)
+	report, err := buildPlan(ctx, tree, plan, bf.cacheDirOrDefault(), prog, opts...)
 	if report == nil {
 		return nil, err
 	}
-	if bf.json {
-		return &platformBuild{plan, report}, err
+	pb := &platformBuild{plan, report}
+	if !bf.json {
+		printBuild(stdout, stderr, bf, "", pb, time.Since(start))
 	}
-	fmt.Fprintf(stderr, "sxmake: %d actions run, %d cached, %d of %d images built in %.2fs\n",
-		report.Ran, report.Cached, len(report.Images)-len(report.Failed()), len(report.Images), time.Since(start).Seconds())
-	printRemoteSummary(stderr, bf, report)
-	// stdout gets the targets' digests in StageX's digests-file format.
+	return pb, err
+}
+
+// builderOptions are the engine options of a build: the flags', the
+// remote caches', and a notice while another sxmake holds the cache.
+func (bf *buildFlags) builderOptions(ctx context.Context, stderr io.Writer) ([]engine.BuildOption, error) {
+	remote, err := bf.remoteOptions()
+	if err != nil {
+		return nil, err
+	}
+	cacheDir := bf.cacheDirOrDefault()
+	return append(append(bf.options(), remote...), engine.WithCacheWait(ctx, func() {
+		fmt.Fprintf(stderr, "sxmake: waiting for another sxmake using the cache %s\n", cacheDir)
+	})), nil
+}
+
+// printBuild prints the summary of pb on stderr, prefixed with label, and
+// its targets' digests on stdout in StageX's digests-file format.
+func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *platformBuild, elapsed time.Duration) {
+	r := pb.report
+	fmt.Fprintf(stderr, "sxmake: %s%d actions run, %d cached, %d of %d images built in %.2fs\n",
+		label, r.Ran, r.Cached, len(r.Images)-len(r.Failed()), len(r.Images), elapsed.Seconds())
+	printRemoteSummary(stderr, bf, r)
 	targets := map[string]bool{}
-	for _, img := range plan.Targets {
+	for _, img := range pb.plan.Targets {
 		targets[img.Name] = true
 	}
-	for _, ir := range report.Images {
+	for _, ir := range r.Images {
 		if ir.Err == nil && targets[ir.Name] {
 			fmt.Fprintf(stdout, "%s %s\n", ir.Digest.Hex(), ir.Name)
 		}
 	}
-	return &platformBuild{plan, report}, err
 }
 
 // buildPlan builds plan with a Builder on cacheDir (the sandbox's state

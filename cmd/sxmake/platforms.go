@@ -2,38 +2,56 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
+	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/engine/image"
+	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
+	"github.com/stagex/sxmake/sandbox"
 )
 
-// buildPlatforms builds the targets once per platform, each into a layout
-// of its own, then merges each image's layouts into out/<image>: one
-// nested index listing the platforms in the order given, byte for byte as
+// buildPlatforms builds the targets once per platform, all platforms at
+// once (sibling Builders sharing the cache and -j), each into a layout of
+// its own, then merges each image's layouts into out/<image>: one nested
+// index listing the platforms in the order given, byte for byte as
 // BuildKit writes a multi-platform build. A package whose package.toml
 // names its platforms is built for those only.
 func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *buildFlags, names []string, ps []rules.Platform) error {
-	if err := os.MkdirAll(bf.cacheDirOrDefault(), 0o755); err != nil {
+	cacheDir := bf.cacheDirOrDefault()
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp(bf.cacheDirOrDefault(), "platforms-")
+	work, err := os.MkdirTemp(cacheDir, "platforms-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-	layouts := map[string][]string{} // image -> its per-platform layouts
-	seen := map[string]bool{}        // image + platform already built
-	var order []string
+	builds := make([]*platformBuild, len(ps))
+	var tree *packages.Tree
 	for i, p := range ps {
-		dir := filepath.Join(work, fmt.Sprint(i))
-		pb, err := buildFor(ctx, stdout, stderr, g, bf, names, []rules.Platform{p}, dir)
+		plan, t, err := makePlanFor(g, names, []rules.Platform{p})
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
+		if err := fetchSources(ctx, stderr, t, plan, bf.offline); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		builds[i], tree = &platformBuild{plan: plan}, t
+	}
+	if err := buildSiblings(ctx, stdout, stderr, tree, bf, work, ps, builds); err != nil {
+		return err
+	}
+	layouts := map[string][]string{} // image -> its per-platform layouts
+	seen := map[string]bool{}        // image + platform already built
+	var order []string
+	for _, pb := range builds {
 		for j, ip := range pb.plan.Images {
 			key := ip.Image.Name + " " + ip.Platform.String()
 			if seen[key] {
@@ -66,4 +84,73 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 		fmt.Fprintf(stderr, "[%s] index  %s (%d platforms)\n", name, d, len(layouts[name]))
 	}
 	return nil
+}
+
+// buildSiblings builds the plans of builds (one per platform of ps) at
+// once, on sibling Builders writing to work/<i>, and prints each
+// platform's summary and digests in the order of ps.
+func buildSiblings(ctx context.Context, stdout, stderr io.Writer, tree *packages.Tree, bf *buildFlags, work string, ps []rules.Platform, builds []*platformBuild) error {
+	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	closeProgress := sync.OnceFunc(prog.close)
+	defer closeProgress()
+	opts, err := bf.builderOptions(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	event := prog.event
+	if !bf.json {
+		// Text lines name the platform: the images have the same names.
+		event = func(ev engine.Event) {
+			ev.Image += " " + ev.Platform
+			prog.event(ev)
+		}
+	}
+	cacheDir := bf.cacheDirOrDefault()
+	sb, err := sandbox.New(filepath.Join(cacheDir, "run"))
+	if err != nil {
+		return err
+	}
+	b, err := engine.NewBuilder(tree, cacheDir, sb, append(opts, engine.WithEvents(event))...)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	errs := make([]error, len(builds))
+	var wg sync.WaitGroup
+	for i, pb := range builds {
+		sib := b.Sibling(engine.WithOutDir(filepath.Join(work, fmt.Sprint(i))))
+		wg.Go(func() {
+			pb.report, errs[i] = sib.Build(ctx, pb.plan)
+			if errs[i] != nil && !bf.keepGoing {
+				cancel() // the other platforms' builds stop too
+			}
+		})
+	}
+	wg.Wait()
+	closeProgress() // before the summaries
+	elapsed := time.Since(start)
+	var failed, cancelled []error
+	for i, pb := range builds {
+		if pb.report != nil && !bf.json {
+			printBuild(stdout, stderr, bf, ps[i].String()+": ", pb, elapsed)
+		}
+		switch err := errs[i]; {
+		case err == nil:
+		case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+			cancelled = append(cancelled, fmt.Errorf("%s: %w", ps[i], err))
+		default:
+			failed = append(failed, fmt.Errorf("%s: %w", ps[i], err))
+		}
+	}
+	if len(failed) > 0 {
+		return errors.Join(failed...) // not the cancellations they caused
+	}
+	return errors.Join(cancelled...)
 }

@@ -100,23 +100,24 @@ type jsonProgress struct {
 
 // jsonEvent is the wire form of an event.
 type jsonEvent struct {
-	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"`
-	Image   string    `json:"image"`
-	Action  string    `json:"action,omitempty"`
-	Log     string    `json:"log,omitempty"`
-	Seconds float64   `json:"seconds,omitempty"`
-	Process float64   `json:"process_seconds,omitempty"`
-	Digest  string    `json:"digest,omitempty"`
-	Error   string    `json:"error,omitempty"`
-	Explain []string  `json:"explain,omitempty"`
+	Time     time.Time `json:"time"`
+	Kind     string    `json:"kind"`
+	Image    string    `json:"image"`
+	Platform string    `json:"platform,omitempty"`
+	Action   string    `json:"action,omitempty"`
+	Log      string    `json:"log,omitempty"`
+	Seconds  float64   `json:"seconds,omitempty"`
+	Process  float64   `json:"process_seconds,omitempty"`
+	Digest   string    `json:"digest,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Explain  []string  `json:"explain,omitempty"`
 }
 
 func (p *jsonProgress) close() {}
 
 func (p *jsonProgress) event(ev engine.Event) {
 	je := jsonEvent{
-		Time: time.Now().UTC(), Kind: ev.Kind.String(), Image: ev.Image, Action: ev.Action,
+		Time: time.Now().UTC(), Kind: ev.Kind.String(), Image: ev.Image, Platform: ev.Platform, Action: ev.Action,
 		Log: string(ev.Log), Seconds: ev.Duration.Seconds(), Process: ev.Process.Seconds(), Explain: ev.Explain,
 	}
 	if ev.Kind == engine.ImageDone {
