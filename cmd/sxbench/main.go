@@ -10,11 +10,14 @@
 //	cached600  a fully cached build of a generated, buildable 600-package tree
 //	cached     a fully cached build of the demo tree's largest target,
 //	           against BuildKit v0.26.3 rebuilding the same images cached
-//	cold       a cold build of that target: wall time minus the time spent
-//	           in RUN processes, against BuildKit's cold build
+//	cold       a cold build of that target: wall time minus the time its
+//	           RUN programs ran, against BuildKit's cold build, alternating
 //	layer500   the layer of a 500 MB Debian tree: sxmake --no-cache of
 //	           FROM scratch + COPY against BuildKit's (see layer.go)
 //	unpack500  image.Unpack of that layer against tar -x
+//	arm64      a cold arm64 build under qemu against the same build native
+//	platforms  a cold build for amd64 and arm64 in one run against one run
+//	           per platform, one after the other
 //	remote-dir, remote-http, remote-registry
 //	           a CI build of the target on an empty cache from a remote
 //	           cache a build filled (--cache-to ...,mode=max), against a
@@ -63,7 +66,7 @@ func main() {
 	}{
 		{"plan600", plan600}, {"cached600", cached600}, {"cached", cachedDemo}, {"cold", coldDemo},
 		{"layer500", layer500}, {"unpack500", unpack500}, // layer.go
-		{"arm64", arm64}, // arm64.go
+		{"arm64", arm64}, {"platforms", twoPlatforms}, // arm64.go
 		// remote.go
 		{"remote-dir", remoteDir}, {"remote-http", remoteHTTP}, {"remote-registry", remoteRegistry},
 	}
