@@ -191,9 +191,9 @@ func (ib *imageBuild) step(ctx context.Context, st *rules.Stage, i int, step *ru
 	return nil
 }
 
-// targets reports whether st is the stage ib's image is made of: the
-// layers of its steps are exported.
-func (ib *imageBuild) targets(st *rules.Stage) bool { return st == ib.ip.Build.Target }
+// exports reports whether ib's image is made of stage st, and so exports
+// the layers of its steps.
+func (ib *imageBuild) exports(st *rules.Stage) bool { return st == ib.ip.Build.Target }
 
 // actionName names the action of step i of stage st in this image.
 func (ib *imageBuild) actionName(st *rules.Stage, i int) string {

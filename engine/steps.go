@@ -49,7 +49,7 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 	in.add("user", step.User)
 	in.add("network", network.String())
 	label := describe(st, step)
-	a := &action{name: ib.actionName(st, i), label: label, in: in, parent: s, exported: ib.targets(st)}
+	a := &action{name: ib.actionName(st, i), label: label, in: in, parent: s, exported: ib.exports(st)}
 	a.apply = func(ctx context.Context, lowers []string, upper, work string, log io.Writer) error {
 		res, err := ib.b.runner.Run(ctx, sandbox.Spec{
 			Lower: lowers, Upper: upper, Work: work,
@@ -97,7 +97,7 @@ func (ib *imageBuild) copy(ctx context.Context, st *rules.Stage, i int, step *ru
 	in.add("chown", step.Chown)
 	in.addf("unpack", "%v", op.Add)
 	return ib.do(ctx, &action{
-		name: ib.actionName(st, i), label: describe(st, step), in: in, parent: s, exported: ib.targets(st),
+		name: ib.actionName(st, i), label: describe(st, step), in: in, parent: s, exported: ib.exports(st),
 		apply: func(ctx context.Context, lowers []string, upper, work string, _ io.Writer) error {
 			root, release, err := src.open()
 			if err != nil {
@@ -209,7 +209,7 @@ func (ib *imageBuild) mkdir(ctx context.Context, st *rules.Stage, i int, step *r
 	in.add("mkdir", dir)
 	in.add("user", step.User)
 	return ib.do(ctx, &action{
-		name: ib.actionName(st, i), label: describe(st, step), in: in, parent: s, exported: ib.targets(st),
+		name: ib.actionName(st, i), label: describe(st, step), in: in, parent: s, exported: ib.exports(st),
 		apply: func(ctx context.Context, lowers []string, upper, work string, _ io.Writer) error {
 			return ib.b.withMount(lowers, upper, work, func(root string) error {
 				p, err := securejoin.SecureJoin(root, dir)
