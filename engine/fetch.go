@@ -30,30 +30,32 @@ func WithFetchDone(fn func(pkg *packages.Package, err error)) FetchOption {
 	return func(c *fetchConfig) { c.done = fn }
 }
 
-// Packages returns the packages of plan's images, each once, in plan order.
-func (p *Plan) Packages() []*packages.Package {
+// Packages returns the packages of the plans' images, each once, in plan
+// order (plans of one tree, for several platforms, share their packages).
+func Packages(plans ...*Plan) []*packages.Package {
 	seen := map[*packages.Package]bool{}
 	var out []*packages.Package
-	for _, ip := range p.Images {
-		if pkg := ip.Image.Package; !seen[pkg] {
-			seen[pkg] = true
-			out = append(out, pkg)
+	for _, p := range plans {
+		for _, ip := range p.Images {
+			if pkg := ip.Image.Package; !seen[pkg] {
+				seen[pkg] = true
+				out = append(out, pkg)
+			}
 		}
 	}
 	return out
 }
 
-// Fetch makes sure the sources of every package of plan are in the tree's
+// Fetch makes sure the sources of every package of pkgs are in the tree's
 // fetch directory with the declared sha256, downloading what is missing
 // (http, https and file mirrors). All packages are tried; the error joins
 // every failure.
-func Fetch(ctx context.Context, tree *packages.Tree, plan *Plan, opts ...FetchOption) error {
+func Fetch(ctx context.Context, tree *packages.Tree, pkgs []*packages.Package, opts ...FetchOption) error {
 	cfg := fetchConfig{jobs: 4, done: func(*packages.Package, error) {}}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	fo := packages.FetchOptions{Client: fetchClient(), TryTimeout: 10 * time.Minute, Offline: cfg.offline}
-	pkgs := plan.Packages()
 	errs := make([]error, len(pkgs))
 	sem := make(chan struct{}, max(cfg.jobs, 1))
 	var wg sync.WaitGroup

@@ -272,6 +272,8 @@ func mkdirAll(p string, owner *fileop.Owner) error {
 func sourceFiles(root, pattern string) ([]string, error) {
 	matches, err := fileop.ResolveSource(root, pattern)
 	if err != nil {
+		// The copy resolves the pattern the same way and fails with this
+		// error; no result is cached under the key.
 		return nil, nil
 	}
 	var lines []string

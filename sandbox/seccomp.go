@@ -32,9 +32,9 @@ var deniedSyscalls = []string{
 // It covers the native and the 32-bit x86 system call tables, so linux/386
 // steps are filtered too. Unlike Docker's, it leaves the x32 table out: a
 // program of the x32 ABI, which no StageX platform uses and Debian's
-// kernels disable by default, is killed at its first system call (libseccomp's action
-// for an architecture the filter does not name). Each table costs the init
-// of every step about 0.5 ms to compile.
+// kernels disable by default, is killed at its first system call
+// (libseccomp's action for an architecture the filter does not name).
+// Each table costs the init of every step about 0.5 ms to compile.
 func seccompProfile() *specs.LinuxSeccomp {
 	var arches []specs.Arch // the native one only
 	if runtime.GOARCH == "amd64" {

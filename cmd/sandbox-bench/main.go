@@ -4,10 +4,10 @@
 // of N runs of `true` each, and their ratio. It also reports how much of
 // sandbox.Run is libcontainer starting the container (Result.Startup), and
 // times a floor: libcontainer itself with a minimal container (the rootfs
-// directory read-only, mount and pid namespaces, /proc; no overlay,
-// seccomp, masked paths, limits or /dev), which no sandbox built on
-// libcontainer can beat. It needs root, /bin/busybox (busybox-static) and
-// runc on PATH.
+// directory read-only, mount and pid namespaces, /proc, a /dev holding
+// only null; no overlay, seccomp, masked paths or limits), which no
+// sandbox built on libcontainer can beat. It needs root, /bin/busybox
+// (busybox-static) and runc on PATH.
 //
 //	go run ./cmd/sandbox-bench [-n 50] [-only sandbox|bare|runc] [-cpuprofile FILE] [-state DIR]
 package main

@@ -74,7 +74,7 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	if err != nil {
 		return nil, err
 	}
-	if err := fetchSources(ctx, stderr, tree, plan, bf.offline); err != nil {
+	if err := fetchSources(ctx, stderr, tree, bf.offline, plan); err != nil {
 		return nil, err
 	}
 	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
@@ -137,16 +137,22 @@ func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *plat
 // report is nil when the build could not start.
 func buildPlan(ctx context.Context, tree *packages.Tree, plan *engine.Plan, cacheDir string, prog progress, opts ...engine.BuildOption) (*engine.Report, error) {
 	defer prog.close()
-	sb, err := sandbox.New(filepath.Join(cacheDir, "run"))
-	if err != nil {
-		return nil, err
-	}
-	b, err := engine.NewBuilder(tree, cacheDir, sb, append(opts, engine.WithEvents(prog.event))...)
+	b, err := openBuilder(tree, cacheDir, prog.event, opts...)
 	if err != nil {
 		return nil, err
 	}
 	defer b.Close()
 	return b.Build(ctx, plan)
+}
+
+// openBuilder opens a Builder on cacheDir, running steps in a sandbox
+// whose state is under it, reporting to event.
+func openBuilder(tree *packages.Tree, cacheDir string, event func(engine.Event), opts ...engine.BuildOption) (*engine.Builder, error) {
+	sb, err := sandbox.New(filepath.Join(cacheDir, "run"))
+	if err != nil {
+		return nil, err
+	}
+	return engine.NewBuilder(tree, cacheDir, sb, append(opts, engine.WithEvents(event))...)
 }
 
 func (bf *buildFlags) cacheDirOrDefault() string {

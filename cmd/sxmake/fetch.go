@@ -34,15 +34,17 @@ resumed. Files already present and right are not downloaded again.`,
 			if err != nil {
 				return err
 			}
-			return fetchSources(cmd.Context(), cmd.ErrOrStderr(), tree, plan, bf.offline)
+			return fetchSources(cmd.Context(), cmd.ErrOrStderr(), tree, bf.offline, plan)
 		},
 	}
 }
 
-// fetchSources fetches plan's sources with a progress bar on a terminal
-// and one line per package otherwise.
-func fetchSources(ctx context.Context, stderr io.Writer, tree *packages.Tree, plan *engine.Plan, offline bool) error {
-	total := len(plan.Packages())
+// fetchSources fetches the sources of the plans' packages, each package
+// once, with a progress bar on a terminal and one line per package
+// otherwise.
+func fetchSources(ctx context.Context, stderr io.Writer, tree *packages.Tree, offline bool, plans ...*engine.Plan) error {
+	pkgs := engine.Packages(plans...)
+	total := len(pkgs)
 	var mu sync.Mutex
 	var report func(pkg *packages.Package, err error)
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !offline {
@@ -66,5 +68,5 @@ func fetchSources(ctx context.Context, stderr io.Writer, tree *packages.Tree, pl
 	if offline {
 		opts = append(opts, engine.Offline())
 	}
-	return engine.Fetch(ctx, tree, plan, opts...)
+	return engine.Fetch(ctx, tree, pkgs, opts...)
 }

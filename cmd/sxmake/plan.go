@@ -104,23 +104,29 @@ func makePlan(g *globalFlags, names []string) (*engine.Plan, *packages.Tree, err
 // makePlanFor plans the named targets for the platform in ps (none: the
 // host's).
 func makePlanFor(g *globalFlags, names []string, ps []rules.Platform) (*engine.Plan, *packages.Tree, error) {
-	opts := []engine.PlanOption{engine.WithImports(engine.OpenImports(g.cacheDir()))} // sxmake import
-	if len(ps) > 0 {
-		opts = append(opts, engine.WithPlatform(ps[0]))
-	}
 	tree, err := g.load()
 	if err != nil {
 		return nil, nil, err
 	}
-	targets, err := resolve(tree, names)
-	if err != nil {
-		return nil, nil, err
-	}
-	plan, err := engine.NewPlan(tree, targets, opts...)
+	plan, err := planTree(g, tree, names, ps)
 	if err != nil {
 		return nil, nil, err
 	}
 	return plan, tree, nil
+}
+
+// planTree plans the named targets of tree for the platform in ps (none:
+// the host's).
+func planTree(g *globalFlags, tree *packages.Tree, names []string, ps []rules.Platform) (*engine.Plan, error) {
+	opts := []engine.PlanOption{engine.WithImports(engine.OpenImports(g.cacheDir()))} // sxmake import
+	if len(ps) > 0 {
+		opts = append(opts, engine.WithPlatform(ps[0]))
+	}
+	targets, err := resolve(tree, names)
+	if err != nil {
+		return nil, err
+	}
+	return engine.NewPlan(tree, targets, opts...)
 }
 
 func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[string]actionStatus, explain bool) {

@@ -14,7 +14,6 @@ import (
 	"github.com/stagex/sxmake/engine/image"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
-	"github.com/stagex/sxmake/sandbox"
 )
 
 // buildPlatforms builds the targets once per platform, all platforms at
@@ -33,17 +32,20 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 		return err
 	}
 	defer os.RemoveAll(work)
+	tree, err := g.load()
+	if err != nil {
+		return err
+	}
 	builds := make([]*platformBuild, len(ps))
-	var tree *packages.Tree
+	plans := make([]*engine.Plan, len(ps))
 	for i, p := range ps {
-		plan, t, err := makePlanFor(g, names, []rules.Platform{p})
-		if err != nil {
+		if plans[i], err = planTree(g, tree, names, []rules.Platform{p}); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
-		if err := fetchSources(ctx, stderr, t, plan, bf.offline); err != nil {
-			return fmt.Errorf("%s: %w", p, err)
-		}
-		builds[i], tree = &platformBuild{plan: plan}, t
+		builds[i] = &platformBuild{plan: plans[i]}
+	}
+	if err := fetchSources(ctx, stderr, tree, bf.offline, plans...); err != nil {
+		return err
 	}
 	if err := buildSiblings(ctx, stdout, stderr, tree, bf, work, ps, builds); err != nil {
 		return err
@@ -66,10 +68,6 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 	}
 	outDir := bf.outDir
 	if outDir == "" {
-		tree, err := g.load()
-		if err != nil {
-			return err
-		}
 		outDir = filepath.Join(tree.Root, "out")
 	}
 	for _, name := range order {
@@ -108,12 +106,7 @@ func buildSiblings(ctx context.Context, stdout, stderr io.Writer, tree *packages
 			prog.event(ev)
 		}
 	}
-	cacheDir := bf.cacheDirOrDefault()
-	sb, err := sandbox.New(filepath.Join(cacheDir, "run"))
-	if err != nil {
-		return err
-	}
-	b, err := engine.NewBuilder(tree, cacheDir, sb, append(opts, engine.WithEvents(event))...)
+	b, err := openBuilder(tree, bf.cacheDirOrDefault(), event, opts...)
 	if err != nil {
 		return err
 	}
