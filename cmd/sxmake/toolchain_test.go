@@ -56,8 +56,12 @@ func toolchainRootfs(t *testing.T) string {
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 
 	tarball := filepath.Join(dir, toolchainRootfsName)
-	if _, err := os.Stat(tarball); err == nil {
+	if fi, err := os.Stat(tarball); err == nil && fi.Mode().IsRegular() {
 		return tarball
+	}
+	// Not made, or made as a directory by an older version of this test.
+	if err := os.RemoveAll(tarball); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		t.Fatalf("making the toolchain base %s needs mmdebstrap (apt-get install mmdebstrap, or .ci/install-deps): %v", tarball, err)
@@ -65,8 +69,10 @@ func toolchainRootfs(t *testing.T) string {
 	t.Logf("making %s with mmdebstrap (once per machine)", tarball)
 	start := time.Now()
 	tmp := tarball + ".tmp"
-	os.Remove(tmp)
-	cmd := exec.Command("mmdebstrap", "--quiet", "--variant=minbase", "--include="+toolchainPackages, "bookworm", tmp)
+	os.RemoveAll(tmp)
+	// --format: mmdebstrap guesses it from the name otherwise, and makes
+	// a directory of a name ending in .tmp.
+	cmd := exec.Command("mmdebstrap", "--quiet", "--variant=minbase", "--format=tar", "--include="+toolchainPackages, "bookworm", tmp)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+toolchainEpoch)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
