@@ -114,20 +114,20 @@ type Actions struct {
 	notice   func()
 }
 
-// ActionsOption configures OpenActions.
-type ActionsOption func(*Actions)
+// OpenOption configures OpenActions and Open.
+type OpenOption func(*Actions)
 
 // WithWait makes OpenActions wait for another process holding the cache
 // until done is closed (by default it waits up to two minutes), calling
 // notice once if it has to wait.
-func WithWait(done <-chan struct{}, notice func()) ActionsOption {
+func WithWait(done <-chan struct{}, notice func()) OpenOption {
 	return func(a *Actions) { a.wait, a.waitDone, a.notice = true, done, notice }
 }
 
 // OpenActions opens the action cache in dir, creating it if needed. It
 // waits up to two minutes for another process holding it, or as WithWait
 // says.
-func OpenActions(dir string, opts ...ActionsOption) (*Actions, error) {
+func OpenActions(dir string, opts ...OpenOption) (*Actions, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating cache dir: %w", err)
 	}

@@ -63,7 +63,7 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 		// The other run failed or was not kept: run it here.
 		return ib.do(ctx, a)
 	}
-	if !b.noCache && !b.dryRun && len(b.from) > 0 {
+	if !b.noCache && !b.dryRun && len(b.remotes.from) > 0 {
 		if l, ok := ib.pull(ctx, key, a); ok {
 			ib.cached++
 			b.reach(key, cache.Digest(l.DiffID))
@@ -109,10 +109,9 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 // inFlight is an action being looked up or run; done closes when it ends.
 type inFlight struct{ done chan struct{} }
 
-// flights are the actions in flight, by key, of a Builder and its
-// siblings: one action needed by two images (a package and its
-// subpackage, or a single-platform package in a multi-platform build)
-// runs once.
+// flights are the actions in flight, by key, of a Builder's builds: one
+// action needed by two images (a package and its subpackage, or a
+// single-platform package in a multi-platform build) runs once.
 type flights struct {
 	mu sync.Mutex
 	m  map[cache.ActionKey]*inFlight

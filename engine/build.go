@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -29,7 +28,14 @@ var _ Runner = (*sandbox.Sandbox)(nil)
 var epoch = time.Unix(1, 0).UTC()
 
 // Builder executes plans: it runs every action whose result is not cached,
-// in dependency order, and writes each image as an OCI layout.
+// in dependency order, and writes each image as an OCI layout. What a
+// Builder holds is shared by every Build on it, and several Builds may run
+// at once (plans for several platforms, whose images have the same names):
+// the cache, the runner, the jobs slots (at most jobs actions run in all),
+// the actions in flight (an action two builds need runs once), the layers
+// gzipped, and what was exported to each --cache-to remote (an action two
+// builds reach is pushed once). What is a build's own (its results,
+// output directory and events) is in planBuild.
 type Builder struct {
 	tree     *packages.Tree
 	runner   Runner
@@ -37,7 +43,6 @@ type Builder struct {
 	actions  *cache.Actions
 	snaps    *cache.Snapshots
 	imports  *Imports // images imported into the cache (external.go)
-	outDir   string
 	fetchDir string
 
 	jobs      int
@@ -45,45 +50,35 @@ type Builder struct {
 	noCache   bool
 	dryRun    bool
 	network   map[string]bool // images allowed the host network
-	events    func(Event)
 
-	slots chan struct{} // one token per concurrently running action
-
-	remoteState // --cache-from, --cache-to (remote.go)
-
-	mu      sync.Mutex
-	results map[string]*imageResult // by image name
-	flights *flights                // shared with siblings
-	gzipped sync.Map                // image.DiffID -> *gzipOnce: intermediate layers an image exports
+	slots   chan struct{} // one token per concurrently running action
+	flights flights       // actions being looked up or run, by key
+	gzipped sync.Map      // image.DiffID -> *gzipOnce: intermediate layers an image exports
+	remotes remotes       // --cache-from, --cache-to (remote.go)
 }
 
-// BuildOption configures a Builder.
-type BuildOption func(*Builder)
+// Option configures a Builder.
+type Option func(*Builder)
 
-// WithJobs runs at most n actions at once (default: the number of CPUs).
-func WithJobs(n int) BuildOption { return func(b *Builder) { b.jobs = n } }
+// WithJobs runs at most n actions at once, over all the Builder's builds
+// (default: the number of CPUs).
+func WithJobs(n int) Option { return func(b *Builder) { b.jobs = n } }
 
 // WithKeepGoing keeps building images that do not depend on a failed one.
-func WithKeepGoing() BuildOption { return func(b *Builder) { b.keepGoing = true } }
+func WithKeepGoing() Option { return func(b *Builder) { b.keepGoing = true } }
 
 // WithNoCache runs every action, ignoring (but refreshing) cached results.
-func WithNoCache() BuildOption { return func(b *Builder) { b.noCache = true } }
+func WithNoCache() Option { return func(b *Builder) { b.noCache = true } }
 
 // WithDryRun looks every action up without running any or writing
 // anything: an action without a cached result is reported as
 // ActionWouldRun, and so is everything after it in its image and every
 // image that needs that image.
-func WithDryRun() BuildOption { return func(b *Builder) { b.dryRun = true } }
-
-// WithOutDir writes image layouts to dir/<image> (default: out/ in the tree).
-func WithOutDir(dir string) BuildOption { return func(b *Builder) { b.outDir = dir } }
-
-// WithEvents reports progress to fn, which must be safe for concurrent use.
-func WithEvents(fn func(Event)) BuildOption { return func(b *Builder) { b.events = fn } }
+func WithDryRun() Option { return func(b *Builder) { b.dryRun = true } }
 
 // WithNetwork lets the RUN steps of the named images reach the host network
 // unless they say --network=none. The policy is part of each action key.
-func WithNetwork(images ...string) BuildOption {
+func WithNetwork(images ...string) Option {
 	return func(b *Builder) {
 		for _, n := range images {
 			b.network[n] = true
@@ -91,18 +86,21 @@ func WithNetwork(images ...string) BuildOption {
 	}
 }
 
-// NewBuilder returns a Builder for tree keeping its cache in cacheDir.
-func NewBuilder(tree *packages.Tree, cacheDir string, runner Runner, opts ...BuildOption) (*Builder, error) {
+// NewBuilder returns a Builder for tree on the opened cache c, running RUN
+// steps with runner. The caller closes c once the Builder's builds have
+// returned.
+func NewBuilder(tree *packages.Tree, c *cache.Cache, runner Runner, opts ...Option) *Builder {
 	b := &Builder{
 		tree:     tree,
 		runner:   runner,
-		outDir:   filepath.Join(tree.Root, "out"),
+		store:    c.Store,
+		actions:  c.Actions,
+		snaps:    c.Snapshots,
+		imports:  NewImports(c),
 		fetchDir: filepath.Join(tree.Root, "fetch"),
 		jobs:     runtime.NumCPU(),
 		network:  map[string]bool{},
-		events:   func(Event) {},
-		results:  map[string]*imageResult{},
-		flights:  &flights{m: map[cache.ActionKey]*inFlight{}},
+		flights:  flights{m: map[cache.ActionKey]*inFlight{}},
 	}
 	for _, o := range opts {
 		o(b)
@@ -111,57 +109,31 @@ func NewBuilder(tree *packages.Tree, cacheDir string, runner Runner, opts ...Bui
 	// points) get their modes through the umask: pin it, as BuildKit's
 	// daemon runs with 022, so that the caller's umask changes no byte.
 	syscall.Umask(0o022)
-	if b.jobs < 1 {
-		b.jobs = 1
-	}
-	b.slots = make(chan struct{}, b.jobs)
-	var err error
-	// The action cache's lock is the cache directory's: take it first.
-	var wait []cache.ActionsOption
-	if b.wait {
-		wait = append(wait, cache.WithWait(b.waitDone, b.waitNotice))
-	}
-	if b.actions, err = cache.OpenActions(cacheDir, wait...); err != nil {
-		return nil, err
-	}
-	if b.store, err = cache.OpenContentStore(filepath.Join(cacheDir, "content")); err != nil {
-		return nil, err
-	}
-	if b.snaps, err = cache.OpenSnapshots(filepath.Join(cacheDir, "snapshots")); err != nil {
-		return nil, err
-	}
-	b.imports = OpenImports(cacheDir)
-	return b, nil
+	b.slots = make(chan struct{}, max(b.jobs, 1))
+	return b
 }
 
-// Sibling returns a Builder that shares b's caches, runner, options, job
-// slots and actions in flight, with opts applied on top (WithOutDir and
-// WithEvents, say), but has results of its own: plans for several
-// platforms, whose images have the same names, build at once on siblings
-// of one Builder, at most b's jobs actions running in all, an action they
-// share running once. Close b alone, once the siblings' builds have
-// returned.
-func (b *Builder) Sibling(opts ...BuildOption) *Builder {
-	s := &Builder{
-		tree: b.tree, runner: b.runner, store: b.store, actions: b.actions, snaps: b.snaps, imports: b.imports,
-		outDir: b.outDir, fetchDir: b.fetchDir,
-		jobs: b.jobs, keepGoing: b.keepGoing, noCache: b.noCache, dryRun: b.dryRun,
-		network: maps.Clone(b.network), events: b.events,
-		results: map[string]*imageResult{},
-		flights: b.flights,
-	}
-	s.from, s.to = b.from, b.to
-	for _, o := range opts {
-		o(s)
-	}
-	s.slots = b.slots
-	return s
+// planBuild is one Build: a plan on a Builder, with the results, output
+// directory and events of its own.
+type planBuild struct {
+	*Builder
+	outDir string
+	events func(Event)
+
+	mu      sync.Mutex
+	results map[string]*imageResult // by image name
+
+	remoteUse // what this build reached, pulled and pushed (remote.go)
 }
 
-// Close releases the cache; the Builder is not to be used after.
-func (b *Builder) Close() error {
-	return b.actions.Close()
-}
+// BuildOption configures one Build.
+type BuildOption func(*planBuild)
+
+// WithOutDir writes image layouts to dir/<image> (default: out/ in the tree).
+func WithOutDir(dir string) BuildOption { return func(b *planBuild) { b.outDir = dir } }
+
+// WithEvents reports progress to fn, which must be safe for concurrent use.
+func WithEvents(fn func(Event)) BuildOption { return func(b *planBuild) { b.events = fn } }
 
 // Report summarises a build.
 type Report struct {
@@ -198,10 +170,24 @@ func (r *Report) Failed() []ImageReport {
 var ErrDependencyFailed = errors.New("dependency failed")
 
 // Build builds every image of plan. Images build as soon as the images
-// they need are built, at most the Builder's jobs actions at a time. Without
-// keep-going the first failure cancels the rest. The error is non-nil when
-// any image failed; the report says which.
-func (b *Builder) Build(ctx context.Context, plan *Plan) (*Report, error) {
+// they need are built, at most the Builder's jobs actions at a time (with
+// those of other builds on b). Without keep-going the first failure
+// cancels the rest. The error is non-nil when any image failed; the report
+// says which.
+func (b *Builder) Build(ctx context.Context, plan *Plan, opts ...BuildOption) (*Report, error) {
+	pb := &planBuild{
+		Builder: b,
+		outDir:  filepath.Join(b.tree.Root, "out"),
+		events:  func(Event) {},
+		results: map[string]*imageResult{},
+	}
+	for _, o := range opts {
+		o(pb)
+	}
+	return pb.build(ctx, plan)
+}
+
+func (b *planBuild) build(ctx context.Context, plan *Plan) (*Report, error) {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -230,14 +216,12 @@ func (b *Builder) Build(ctx context.Context, plan *Plan) (*Report, error) {
 		}
 	}
 	report.Ran, report.Cached = b.counts()
-	if len(b.to) > 0 && !b.dryRun {
+	if len(b.remotes.to) > 0 && !b.dryRun {
 		if err := b.export(parent, plan); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	b.rmu.Lock()
-	report.Remote, report.Transfer = b.hits, b.transfer
-	b.rmu.Unlock()
+	report.Remote, report.Transfer = b.remoteUse.totals()
 	if len(errs) == 0 && len(report.Failed()) > 0 {
 		errs = append(errs, ctx.Err())
 	}
@@ -245,7 +229,7 @@ func (b *Builder) Build(ctx context.Context, plan *Plan) (*Report, error) {
 }
 
 // buildWhenReady waits for the images ip needs, then builds it.
-func (b *Builder) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[string]chan struct{}) ImageReport {
+func (b *planBuild) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[string]chan struct{}) ImageReport {
 	r := ImageReport{Name: ip.Image.Name}
 	deps := append([]*packages.Image(nil), ip.Image.Deps...)
 	sort.Slice(deps, func(i, j int) bool { return deps[i].Name < deps[j].Name })
@@ -278,13 +262,13 @@ func (b *Builder) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[st
 	return r
 }
 
-func (b *Builder) result(name string) *imageResult {
+func (b *planBuild) result(name string) *imageResult {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.results[name]
 }
 
-func (b *Builder) counts() (ran, cached int) {
+func (b *planBuild) counts() (ran, cached int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range b.results {

@@ -79,7 +79,7 @@ type buildRun struct {
 }
 
 // build plans and builds targets in tree with the cache in cacheDir.
-func build(t *testing.T, ctx context.Context, tree, cacheDir string, targets []string, opts ...BuildOption) *buildRun {
+func build(t *testing.T, ctx context.Context, tree, cacheDir string, targets []string, opts []Option, buildOpts ...BuildOption) *buildRun {
 	t.Helper()
 	sandboxtest.RequiresRoot(t)
 	pt, err := packages.Load(tree)
@@ -111,13 +111,12 @@ func build(t *testing.T, ctx context.Context, tree, cacheDir string, targets []s
 			mu.Unlock()
 		}
 	}
-	opts = append([]BuildOption{WithEvents(events)}, opts...)
-	b, err := NewBuilder(pt, cacheDir, sb, opts...)
+	c, err := cache.Open(cacheDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	run.report, run.err = b.Build(ctx, plan)
+	defer c.Close()
+	run.report, run.err = NewBuilder(pt, c, sb, opts...).Build(ctx, plan, append([]BuildOption{WithEvents(events)}, buildOpts...)...)
 	for _, ir := range run.report.Images {
 		if ir.Err != nil {
 			continue
@@ -132,7 +131,7 @@ func build(t *testing.T, ctx context.Context, tree, cacheDir string, targets []s
 
 func mustBuild(t *testing.T, tree, cacheDir string, targets ...string) *buildRun {
 	t.Helper()
-	r := build(t, context.Background(), tree, cacheDir, targets)
+	r := build(t, context.Background(), tree, cacheDir, targets, nil)
 	if r.err != nil {
 		t.Fatalf("build %s: %v", strings.Join(targets, " "), r.err)
 	}
@@ -209,7 +208,7 @@ func TestBuildKeepGoing(t *testing.T) {
 	data, _ := os.ReadFile(cf)
 	os.WriteFile(cf, []byte(strings.Replace(string(data), "sh build.sh /rootfs", "exit 3", 1)), 0o644)
 
-	r := build(t, context.Background(), tree, cacheDir, []string{"user-hello", "user-tool"}, WithKeepGoing())
+	r := build(t, context.Background(), tree, cacheDir, []string{"user-hello", "user-tool"}, []Option{WithKeepGoing()})
 	if r.err == nil || !strings.Contains(r.err.Error(), "core-musl") {
 		t.Fatalf("build error = %v, want the failure of core-musl", r.err)
 	}
@@ -246,7 +245,7 @@ func TestBuildInterruptedThenResumed(t *testing.T) {
 			}
 		}
 	}
-	r := build(t, ctx, tree, cacheDir, []string{"user-hello"}, WithEvents(stopAfter))
+	r := build(t, ctx, tree, cacheDir, []string{"user-hello"}, nil, WithEvents(stopAfter))
 	if r.err == nil {
 		t.Fatal("interrupted build succeeded")
 	}

@@ -42,7 +42,7 @@ type Event struct {
 }
 
 // emit reports ev as an event of the image ip.
-func (b *Builder) emit(ip *ImagePlan, ev Event) {
+func (b *planBuild) emit(ip *ImagePlan, ev Event) {
 	ev.Image, ev.Platform = ip.Image.Name, ip.Platform.String()
 	b.events(ev)
 }

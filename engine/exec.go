@@ -83,7 +83,7 @@ func (r *imageResult) exportedLayers() []layer {
 
 // imageBuild is the work on one image.
 type imageBuild struct {
-	b      *Builder
+	b      *planBuild
 	ip     *ImagePlan
 	states map[*rules.Stage]*state
 	ran    int
@@ -91,7 +91,7 @@ type imageBuild struct {
 }
 
 // buildImage builds the stages ip's image needs, then writes the image.
-func (b *Builder) buildImage(ctx context.Context, ip *ImagePlan) (*imageResult, error) {
+func (b *planBuild) buildImage(ctx context.Context, ip *ImagePlan) (*imageResult, error) {
 	ib := &imageBuild{b: b, ip: ip, states: map[*rules.Stage]*state{}}
 	for _, st := range ip.Build.Stages {
 		s, err := ib.stage(ctx, st)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
 	"sync"
 
@@ -21,35 +20,20 @@ import (
 // uses their layers as it uses a dependency's exported layers. Safe for
 // concurrent use.
 type Imports struct {
-	cacheDir string
-	reg      *cache.Images
+	store *cache.ContentStore
+	reg   *cache.Images
 
 	mu     sync.Mutex
-	store  *cache.ContentStore // opened on first use
 	loaded map[string]*imageResult
 }
 
-// OpenImports returns the imports of the cache in cacheDir. Nothing is
-// created until Add.
-func OpenImports(cacheDir string) *Imports {
-	return &Imports{cacheDir: cacheDir, reg: cache.OpenImages(cacheDir), loaded: map[string]*imageResult{}}
+// NewImports returns the imports of the opened cache c.
+func NewImports(c *cache.Cache) *Imports {
+	return &Imports{store: c.Store, reg: c.Images, loaded: map[string]*imageResult{}}
 }
 
 // Names returns the names of the imported images, sorted.
 func (im *Imports) Names() ([]string, error) { return im.reg.Names() }
-
-func (im *Imports) contentStore() (*cache.ContentStore, error) {
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	if im.store == nil {
-		s, err := cache.OpenContentStore(filepath.Join(im.cacheDir, "content"))
-		if err != nil {
-			return nil, err
-		}
-		im.store = s
-	}
-	return im.store, nil
-}
 
 // Add imports src as the image name (referenced as stagex/<name>),
 // replacing any image imported under that name before; source says where
@@ -58,11 +42,7 @@ func (im *Imports) Add(name string, src *image.Source, source string) (cache.Imp
 	if err := cache.CheckImageName(name); err != nil {
 		return cache.ImportedImage{}, err
 	}
-	store, err := im.contentStore()
-	if err != nil {
-		return cache.ImportedImage{}, err
-	}
-	got, err := image.Import(src, store)
+	got, err := image.Import(src, im.store)
 	if err != nil {
 		return cache.ImportedImage{}, fmt.Errorf("importing %s: %w", name, err)
 	}
@@ -106,10 +86,7 @@ func (im *Imports) result(ref string) (*imageResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := im.contentStore()
-	if err != nil {
-		return nil, err
-	}
+	store := im.store
 	mb, err := readBlob(store, rec.Manifest)
 	if err != nil {
 		return nil, fmt.Errorf("imported image %s: %w", name, err)

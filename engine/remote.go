@@ -37,32 +37,49 @@ type exportTo struct {
 
 // WithCacheFrom looks up actions missing from the local cache in srcs, in
 // order.
-func WithCacheFrom(srcs ...cache.Source) BuildOption {
-	return func(b *Builder) { b.from = append(b.from, srcs...) }
+func WithCacheFrom(srcs ...cache.Source) Option {
+	return func(b *Builder) { b.remotes.from = append(b.remotes.from, srcs...) }
 }
 
-// WithCacheTo exports results to dst after the build, as mode says.
-func WithCacheTo(dst cache.Sink, mode cache.Mode) BuildOption {
-	return func(b *Builder) { b.to = append(b.to, exportTo{dst, mode}) }
+// WithCacheTo exports results to dst after each build, as mode says.
+func WithCacheTo(dst cache.Sink, mode cache.Mode) Option {
+	return func(b *Builder) { b.remotes.to = append(b.remotes.to, exportTo{sink: dst, mode: mode}) }
 }
 
-// WithCacheWait makes NewBuilder wait for another process using the cache
-// directory until ctx is done, calling notice if it has to wait. Two
-// builds on one cache run one after the other: the action cache is held
-// for a whole build.
-func WithCacheWait(ctx context.Context, notice func()) BuildOption {
-	return func(b *Builder) { b.wait, b.waitDone, b.waitNotice = true, ctx.Done(), notice }
-}
-
-// remoteState is the Builder's bookkeeping for remote caches.
-type remoteState struct {
+// remotes are a Builder's remote caches. The result of an action is
+// pushed to each --cache-to remote once, whichever of the Builder's builds
+// reach it.
+type remotes struct {
 	from []cache.Source
 	to   []exportTo
 
-	wait       bool // WithCacheWait
-	waitDone   <-chan struct{}
-	waitNotice func()
+	mu     sync.Mutex
+	pushed []map[cache.ActionKey]bool // per --cache-to remote
+}
 
+// claim returns the keys not yet pushed to the i-th --cache-to remote,
+// marking them pushed: the caller pushes them.
+func (r *remotes) claim(i int, keys []cache.ActionKey) []cache.ActionKey {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pushed == nil {
+		r.pushed = make([]map[cache.ActionKey]bool, len(r.to))
+	}
+	if r.pushed[i] == nil {
+		r.pushed[i] = map[cache.ActionKey]bool{}
+	}
+	var out []cache.ActionKey
+	for _, k := range keys {
+		if !r.pushed[i][k] {
+			r.pushed[i][k] = true
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// remoteUse is what one build did with remote caches.
+type remoteUse struct {
 	rmu      sync.Mutex
 	reached  map[cache.ActionKey]cache.Digest // action key -> its layer's diffID
 	hits     int
@@ -70,11 +87,14 @@ type remoteState struct {
 }
 
 // reach notes that the action of key has the layer of diffID d in the
-// local cache.
-func (r *remoteState) reach(key cache.ActionKey, d cache.Digest) {
-	if len(r.to) == 0 {
-		return
+// local cache, when there is a --cache-to remote to export it to.
+func (b *planBuild) reach(key cache.ActionKey, d cache.Digest) {
+	if len(b.remotes.to) > 0 {
+		b.remoteUse.note(key, d)
 	}
+}
+
+func (r *remoteUse) note(key cache.ActionKey, d cache.Digest) {
 	r.rmu.Lock()
 	defer r.rmu.Unlock()
 	if r.reached == nil {
@@ -83,7 +103,7 @@ func (r *remoteState) reach(key cache.ActionKey, d cache.Digest) {
 	r.reached[key] = d
 }
 
-func (r *remoteState) add(t cache.Transfer, hit bool) {
+func (r *remoteUse) add(t cache.Transfer, hit bool) {
 	r.rmu.Lock()
 	defer r.rmu.Unlock()
 	r.transfer.In += t.In
@@ -93,11 +113,18 @@ func (r *remoteState) add(t cache.Transfer, hit bool) {
 	}
 }
 
+// totals returns the results pulled and the bytes moved.
+func (r *remoteUse) totals() (int, cache.Transfer) {
+	r.rmu.Lock()
+	defer r.rmu.Unlock()
+	return r.hits, r.transfer
+}
+
 // pull looks key up in the --cache-from remotes. A rejected entry or a
 // failing remote is reported as a CacheWarning and is a miss.
 func (ib *imageBuild) pull(ctx context.Context, key cache.ActionKey, a *action) (*layer, bool) {
 	b := ib.b
-	for _, src := range b.from {
+	for _, src := range b.remotes.from {
 		res, t, err := cache.Pull(ctx, src, key, b.store)
 		if err == nil {
 			err = b.actions.Put(key, res)
@@ -124,8 +151,8 @@ func (ib *imageBuild) pull(ctx context.Context, key cache.ActionKey, a *action) 
 }
 
 // export pushes results to the --cache-to remotes (see the comment at the
-// top of this file).
-func (b *Builder) export(ctx context.Context, plan *Plan) error {
+// top of this file), but none that another build on the Builder pushed.
+func (b *planBuild) export(ctx context.Context, plan *Plan) error {
 	b.rmu.Lock()
 	reached := make([]cache.ActionKey, 0, len(b.reached))
 	for k := range b.reached {
@@ -143,14 +170,14 @@ func (b *Builder) export(ctx context.Context, plan *Plan) error {
 		}
 	}
 	var errs []error
-	for _, to := range b.to {
+	for i, to := range b.remotes.to {
 		var keys []cache.ActionKey
 		for _, k := range reached {
 			if to.mode == cache.ModeMax || inTargets[layerOf[k]] {
 				keys = append(keys, k)
 			}
 		}
-		if err := b.pushAll(ctx, to.sink, keys); err != nil {
+		if err := b.pushAll(ctx, to.sink, b.remotes.claim(i, keys)); err != nil {
 			errs = append(errs, fmt.Errorf("exporting to %s: %w", to.sink, err))
 		}
 	}
@@ -158,7 +185,7 @@ func (b *Builder) export(ctx context.Context, plan *Plan) error {
 }
 
 // pushAll pushes the results of keys to dst, a few at a time.
-func (b *Builder) pushAll(ctx context.Context, dst cache.Sink, keys []cache.ActionKey) error {
+func (b *planBuild) pushAll(ctx context.Context, dst cache.Sink, keys []cache.ActionKey) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

@@ -139,7 +139,7 @@ func (c *copySource) open() (string, func(), error) {
 func (ib *imageBuild) copySource(step *rules.Step, in *inputs) (*copySource, error) {
 	pkg := ib.ip.Image.Package
 	fetch := filepath.Join(ib.b.fetchDir, pkg.Stage, pkg.Name)
-	src := &copySource{b: ib.b}
+	src := &copySource{b: ib.b.Builder}
 	switch step.From.Kind {
 	case rules.Context:
 		src.root, src.local = pkg.Dir, true

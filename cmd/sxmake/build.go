@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
@@ -70,7 +71,16 @@ type platformBuild struct {
 // into outDir ("" for the default), printing a summary on stderr and the
 // targets' digests on stdout.
 func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *buildFlags, names []string, ps []rules.Platform, outDir string) (*platformBuild, error) {
-	plan, tree, err := makePlanFor(g, names, ps)
+	opts, err := bf.builderOptions()
+	if err != nil {
+		return nil, err
+	}
+	c, err := openCache(ctx, stderr, bf.cacheDirOrDefault())
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	plan, tree, err := makePlanFor(g, c, names, ps)
 	if err != nil {
 		return nil, err
 	}
@@ -81,16 +91,12 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	if err != nil {
 		return nil, err
 	}
-	opts, err := bf.builderOptions(ctx, stderr)
-	if err != nil {
-		prog.close()
-		return nil, err
-	}
+	var buildOpts []engine.BuildOption
 	if outDir != "" {
-		opts = append(opts, engine.WithOutDir(outDir))
+		buildOpts = append(buildOpts, engine.WithOutDir(outDir))
 	}
 	start := time.Now()
-	report, err := buildPlan(ctx, tree, plan, bf.cacheDirOrDefault(), prog, opts...)
+	report, err := buildPlan(ctx, tree, c, plan, prog, opts, buildOpts...)
 	if report == nil {
 		return nil, err
 	}
@@ -101,17 +107,14 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	return pb, err
 }
 
-// builderOptions are the engine options of a build: the flags', the
-// remote caches', and a notice while another sxmake holds the cache.
-func (bf *buildFlags) builderOptions(ctx context.Context, stderr io.Writer) ([]engine.BuildOption, error) {
+// builderOptions are the engine options of a build: the flags' and the
+// remote caches'.
+func (bf *buildFlags) builderOptions() ([]engine.Option, error) {
 	remote, err := bf.remoteOptions()
 	if err != nil {
 		return nil, err
 	}
-	cacheDir := bf.cacheDirOrDefault()
-	return append(append(bf.options(), remote...), engine.WithCacheWait(ctx, func() {
-		fmt.Fprintf(stderr, "sxmake: waiting for another sxmake using the cache %s\n", cacheDir)
-	})), nil
+	return append(bf.options(), remote...), nil
 }
 
 // printBuild prints the summary of pb on stderr, prefixed with label, and
@@ -132,27 +135,26 @@ func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *plat
 	}
 }
 
-// buildPlan builds plan with a Builder on cacheDir (the sandbox's state
-// under it) configured by opts, reporting to prog, which it closes. The
-// report is nil when the build could not start.
-func buildPlan(ctx context.Context, tree *packages.Tree, plan *engine.Plan, cacheDir string, prog progress, opts ...engine.BuildOption) (*engine.Report, error) {
+// buildPlan builds plan with a Builder on the cache c (the sandbox's
+// state under it) configured by opts and buildOpts, reporting to prog,
+// which it closes. The report is nil when the build could not start.
+func buildPlan(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *engine.Plan, prog progress, opts []engine.Option, buildOpts ...engine.BuildOption) (*engine.Report, error) {
 	defer prog.close()
-	b, err := openBuilder(tree, cacheDir, prog.event, opts...)
+	b, err := openBuilder(tree, c, opts...)
 	if err != nil {
 		return nil, err
 	}
-	defer b.Close()
-	return b.Build(ctx, plan)
+	return b.Build(ctx, plan, append(buildOpts, engine.WithEvents(prog.event))...)
 }
 
-// openBuilder opens a Builder on cacheDir, running steps in a sandbox
-// whose state is under it, reporting to event.
-func openBuilder(tree *packages.Tree, cacheDir string, event func(engine.Event), opts ...engine.BuildOption) (*engine.Builder, error) {
-	sb, err := sandbox.New(filepath.Join(cacheDir, "run"))
+// openBuilder returns a Builder on the cache c, running steps in a sandbox
+// whose state is under it.
+func openBuilder(tree *packages.Tree, c *cache.Cache, opts ...engine.Option) (*engine.Builder, error) {
+	sb, err := sandbox.New(filepath.Join(c.Dir, "run"))
 	if err != nil {
 		return nil, err
 	}
-	return engine.NewBuilder(tree, cacheDir, sb, append(opts, engine.WithEvents(event))...)
+	return engine.NewBuilder(tree, c, sb, opts...), nil
 }
 
 func (bf *buildFlags) cacheDirOrDefault() string {
@@ -162,9 +164,10 @@ func (bf *buildFlags) cacheDirOrDefault() string {
 	return defaultCacheDir()
 }
 
-// options are the engine options the flags ask for.
-func (bf *buildFlags) options() []engine.BuildOption {
-	var opts []engine.BuildOption
+// options are the engine options the flags ask for (-o is a build's own:
+// engine.WithOutDir).
+func (bf *buildFlags) options() []engine.Option {
+	var opts []engine.Option
 	if bf.jobs > 0 {
 		opts = append(opts, engine.WithJobs(bf.jobs))
 	}
@@ -173,9 +176,6 @@ func (bf *buildFlags) options() []engine.BuildOption {
 	}
 	if bf.noCache {
 		opts = append(opts, engine.WithNoCache())
-	}
-	if bf.outDir != "" {
-		opts = append(opts, engine.WithOutDir(bf.outDir))
 	}
 	if len(bf.network) > 0 {
 		opts = append(opts, engine.WithNetwork(bf.network...))

@@ -20,8 +20,8 @@ import (
 // remoteOptions turns --cache-from and --cache-to into engine options.
 // A --cache-from remote is handed to the engine as a cache.Source only, so
 // nothing can write to it.
-func (bf *buildFlags) remoteOptions() ([]engine.BuildOption, error) {
-	var opts []engine.BuildOption
+func (bf *buildFlags) remoteOptions() ([]engine.Option, error) {
+	var opts []engine.Option
 	for _, ref := range bf.cacheFrom {
 		r, mode, err := cache.ParseRemote(ref)
 		if err != nil {
@@ -105,31 +105,13 @@ func parseAge(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// localCache is the local cache opened for maintenance; it holds the
-// action cache's lock until closed.
-type localCache struct {
-	dir     string
-	actions *cache.Actions
-	store   *cache.ContentStore
-	images  *cache.Images
-}
-
-func openLocalCache(ctx context.Context, stderr io.Writer, dir string) (*localCache, error) {
-	a, err := cache.OpenActions(dir, cache.WithWait(ctx.Done(), func() {
+// openCache opens the cache directory dir for a command, waiting while
+// another sxmake holds it (and saying so on stderr) until ctx is done.
+func openCache(ctx context.Context, stderr io.Writer, dir string) (*cache.Cache, error) {
+	return cache.Open(dir, cache.WithWait(ctx.Done(), func() {
 		fmt.Fprintf(stderr, "sxmake: waiting for another sxmake using the cache %s\n", dir)
 	}))
-	if err != nil {
-		return nil, err
-	}
-	s, err := cache.OpenContentStore(filepath.Join(dir, "content"))
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
-	return &localCache{dir: dir, actions: a, store: s, images: cache.OpenImages(dir)}, nil
 }
-
-func (c *localCache) snapDir() string { return filepath.Join(c.dir, "snapshots") }
 
 // outBlobs returns the digests of the blobs of the layouts in outDir.
 func outBlobs(outDir string) map[cache.Digest]bool {
@@ -162,17 +144,17 @@ func newCacheCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
 		Short: "Summarise the local cache",
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := openLocalCache(cmd.Context(), cmd.ErrOrStderr(), g.cacheDir())
+			c, err := openCache(cmd.Context(), cmd.ErrOrStderr(), g.cacheDir())
 			if err != nil {
 				return err
 			}
-			defer c.actions.Close()
-			st, err := cache.ComputeStats(c.actions, c.store, c.images, c.snapDir(), outBlobs(outDir()))
+			defer c.Close()
+			st, err := cache.ComputeStats(c.Actions, c.Store, c.Images, c.SnapshotDir(), outBlobs(outDir()))
 			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "cache:        %s\n", c.dir)
+			fmt.Fprintf(w, "cache:        %s\n", c.Dir)
 			fmt.Fprintf(w, "results:      %d\n", st.Results)
 			fmt.Fprintf(w, "blobs:        %d (%s)\n", st.Blobs, humanBytes(st.BlobBytes))
 			fmt.Fprintf(w, "unreferenced: %d (%s)\n", st.Unreferenced, humanBytes(st.UnrefBytes))
@@ -220,12 +202,12 @@ imported images are always kept.`,
 				opts.Keep = outBlobs(outDir())
 			}
 			opts.Snapshots = snapshots
-			c, err := openLocalCache(cmd.Context(), cmd.ErrOrStderr(), g.cacheDir())
+			c, err := openCache(cmd.Context(), cmd.ErrOrStderr(), g.cacheDir())
 			if err != nil {
 				return err
 			}
-			defer c.actions.Close()
-			rep, err := cache.Collect(c.actions, c.store, c.images, c.snapDir(), opts)
+			defer c.Close()
+			rep, err := cache.Collect(c.Actions, c.Store, c.Images, c.SnapshotDir(), opts)
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %d results, %d blobs (%s), %d snapshots\n", rep.Results, rep.Blobs, humanBytes(rep.Bytes), rep.Snapshots)
 			return err
 		},
@@ -255,12 +237,12 @@ changing nothing. It exits 1 when it finds a problem.`,
 					return err
 				}
 			} else {
-				c, err := openLocalCache(cmd.Context(), cmd.ErrOrStderr(), g.cacheDir())
+				c, err := openCache(cmd.Context(), cmd.ErrOrStderr(), g.cacheDir())
 				if err != nil {
 					return err
 				}
-				defer c.actions.Close()
-				if rep, err = cache.Fsck(c.actions, c.store); err != nil {
+				defer c.Close()
+				if rep, err = cache.Fsck(c.Actions, c.Store); err != nil {
 					return err
 				}
 			}

@@ -30,7 +30,12 @@ resumed. Files already present and right are not downloaded again.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			plan, tree, err := makePlan(g, args)
+			c, err := openCache(cmd.Context(), cmd.ErrOrStderr(), g.cacheDir())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			plan, tree, err := makePlan(g, c, args)
 			if err != nil {
 				return err
 			}

@@ -62,7 +62,12 @@ printed as "<sha256> NAME".`,
 			if strings.HasPrefix(path, "docker://") {
 				abs = path
 			}
-			rec, err := engine.OpenImports(g.cacheDir()).Add(name, src, abs)
+			c, err := openCache(cmd.Context(), cmd.ErrOrStderr(), g.cacheDir())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			rec, err := engine.NewImports(c).Add(name, src, abs)
 			if err != nil {
 				return err
 			}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/stagex/sxmake/engine"
+	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 	"github.com/stagex/sxmake/sandbox"
@@ -103,7 +103,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dryRun || explain {
-				return printPlan(cmd.Context(), cmd.OutOrStdout(), g, bf, explain, args)
+				return printPlan(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf, explain, args)
 			}
 			return build(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf, args)
 		},
@@ -135,7 +135,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 // Images imported into the cache (sxmake import) may be used as
 // stagex/<name> without being packages of the tree.
 func (g *globalFlags) load() (*packages.Tree, error) {
-	imported, err := engine.OpenImports(g.cacheDir()).Names()
+	imported, err := cache.OpenImages(g.cacheDir()).Names()
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
@@ -19,12 +20,17 @@ import (
 // Each step with an action is marked "cached" when the cache has its
 // result, "run" otherwise; with explain, the inputs that changed since the
 // action last ran follow each first action to run.
-func printPlan(ctx context.Context, w io.Writer, g *globalFlags, bf *buildFlags, explain bool, names []string) error {
-	plan, tree, err := makePlan(g, names)
+func printPlan(ctx context.Context, w, stderr io.Writer, g *globalFlags, bf *buildFlags, explain bool, names []string) error {
+	c, err := openCache(ctx, stderr, g.cacheDir())
 	if err != nil {
 		return err
 	}
-	st, err := dryRun(ctx, tree, plan, bf)
+	defer c.Close()
+	plan, tree, err := makePlan(g, c, names)
+	if err != nil {
+		return err
+	}
+	st, err := dryRun(ctx, tree, c, plan, bf)
 	if err != nil {
 		return err
 	}
@@ -44,7 +50,7 @@ type actionStatus struct {
 }
 
 // dryRun looks up every action of plan in the cache without running any.
-func dryRun(ctx context.Context, tree *packages.Tree, plan *engine.Plan, bf *buildFlags) (map[string]actionStatus, error) {
+func dryRun(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *engine.Plan, bf *buildFlags) (map[string]actionStatus, error) {
 	var mu sync.Mutex
 	status := map[string]actionStatus{}
 	events := func(ev engine.Event) {
@@ -57,13 +63,8 @@ func dryRun(ctx context.Context, tree *packages.Tree, plan *engine.Plan, bf *bui
 			status[ev.Name] = actionStatus{explain: ev.Explain}
 		}
 	}
-	opts := append(bf.options(), engine.WithDryRun(), engine.WithEvents(events))
-	b, err := engine.NewBuilder(tree, bf.cacheDirOrDefault(), nil, opts...)
-	if err != nil {
-		return nil, err
-	}
-	defer b.Close()
-	if _, err := b.Build(ctx, plan); err != nil {
+	b := engine.NewBuilder(tree, c, nil, append(bf.options(), engine.WithDryRun())...)
+	if _, err := b.Build(ctx, plan, engine.WithEvents(events)); err != nil {
 		return nil, err
 	}
 	return status, nil
@@ -89,8 +90,9 @@ func parsePlatforms(list string) ([]rules.Platform, error) {
 	return out, nil
 }
 
-// makePlan loads the tree and plans the named targets.
-func makePlan(g *globalFlags, names []string) (*engine.Plan, *packages.Tree, error) {
+// makePlan loads the tree and plans the named targets, with the images
+// imported into the cache c.
+func makePlan(g *globalFlags, c *cache.Cache, names []string) (*engine.Plan, *packages.Tree, error) {
 	ps, err := parsePlatforms(g.platform)
 	if err != nil {
 		return nil, nil, err
@@ -98,17 +100,17 @@ func makePlan(g *globalFlags, names []string) (*engine.Plan, *packages.Tree, err
 	if len(ps) > 1 {
 		return nil, nil, usagef("--platform %s: this command takes one platform", g.platform)
 	}
-	return makePlanFor(g, names, ps)
+	return makePlanFor(g, c, names, ps)
 }
 
 // makePlanFor plans the named targets for the platform in ps (none: the
-// host's).
-func makePlanFor(g *globalFlags, names []string, ps []rules.Platform) (*engine.Plan, *packages.Tree, error) {
+// host's), with the images imported into the cache c.
+func makePlanFor(g *globalFlags, c *cache.Cache, names []string, ps []rules.Platform) (*engine.Plan, *packages.Tree, error) {
 	tree, err := g.load()
 	if err != nil {
 		return nil, nil, err
 	}
-	plan, err := planTree(g, tree, names, ps)
+	plan, err := planTree(c, tree, names, ps)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -116,9 +118,9 @@ func makePlanFor(g *globalFlags, names []string, ps []rules.Platform) (*engine.P
 }
 
 // planTree plans the named targets of tree for the platform in ps (none:
-// the host's).
-func planTree(g *globalFlags, tree *packages.Tree, names []string, ps []rules.Platform) (*engine.Plan, error) {
-	opts := []engine.PlanOption{engine.WithImports(engine.OpenImports(g.cacheDir()))} // sxmake import
+// the host's), with the images imported into the cache c.
+func planTree(c *cache.Cache, tree *packages.Tree, names []string, ps []rules.Platform) (*engine.Plan, error) {
+	opts := []engine.PlanOption{engine.WithImports(engine.NewImports(c))} // sxmake import
 	if len(ps) > 0 {
 		opts = append(opts, engine.WithPlatform(ps[0]))
 	}

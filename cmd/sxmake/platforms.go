@@ -12,22 +12,26 @@ import (
 
 	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/engine/image"
-	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 )
 
 // buildPlatforms builds the targets once per platform, all platforms at
-// once (sibling Builders sharing the cache and -j), each into a layout of
+// once (builds on one Builder, sharing the cache and -j), each into a layout of
 // its own, then merges each image's layouts into out/<image>: one nested
 // index listing the platforms in the order given, byte for byte as
 // BuildKit writes a multi-platform build. A package whose package.toml
 // names its platforms is built for those only.
 func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *buildFlags, names []string, ps []rules.Platform) error {
-	cacheDir := bf.cacheDirOrDefault()
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+	opts, err := bf.builderOptions()
+	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp(cacheDir, "platforms-")
+	c, err := openCache(ctx, stderr, bf.cacheDirOrDefault())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	work, err := os.MkdirTemp(c.Dir, "platforms-")
 	if err != nil {
 		return err
 	}
@@ -39,7 +43,7 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 	builds := make([]*platformBuild, len(ps))
 	plans := make([]*engine.Plan, len(ps))
 	for i, p := range ps {
-		if plans[i], err = planTree(g, tree, names, []rules.Platform{p}); err != nil {
+		if plans[i], err = planTree(c, tree, names, []rules.Platform{p}); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		builds[i] = &platformBuild{plan: plans[i]}
@@ -47,7 +51,11 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 	if err := fetchSources(ctx, stderr, tree, bf.offline, plans...); err != nil {
 		return err
 	}
-	if err := buildSiblings(ctx, stdout, stderr, tree, bf, work, ps, builds); err != nil {
+	b, err := openBuilder(tree, c, opts...)
+	if err != nil {
+		return err
+	}
+	if err := buildAtOnce(ctx, stdout, stderr, b, bf, work, ps, builds); err != nil {
 		return err
 	}
 	layouts := map[string][]string{} // image -> its per-platform layouts
@@ -84,20 +92,16 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 	return nil
 }
 
-// buildSiblings builds the plans of builds (one per platform of ps) at
-// once, on sibling Builders writing to work/<i>, and prints each
-// platform's summary and digests in the order of ps.
-func buildSiblings(ctx context.Context, stdout, stderr io.Writer, tree *packages.Tree, bf *buildFlags, work string, ps []rules.Platform, builds []*platformBuild) error {
+// buildAtOnce builds the plans of builds (one per platform of ps) at once
+// on b, writing to work/<i>, and prints each platform's summary and
+// digests in the order of ps.
+func buildAtOnce(ctx context.Context, stdout, stderr io.Writer, b *engine.Builder, bf *buildFlags, work string, ps []rules.Platform, builds []*platformBuild) error {
 	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
 	if err != nil {
 		return err
 	}
 	closeProgress := sync.OnceFunc(prog.close)
 	defer closeProgress()
-	opts, err := bf.builderOptions(ctx, stderr)
-	if err != nil {
-		return err
-	}
 	event := prog.event
 	if !bf.json {
 		// Text lines name the platform: the images have the same names.
@@ -106,11 +110,6 @@ func buildSiblings(ctx context.Context, stdout, stderr io.Writer, tree *packages
 			prog.event(ev)
 		}
 	}
-	b, err := openBuilder(tree, bf.cacheDirOrDefault(), event, opts...)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -118,9 +117,9 @@ func buildSiblings(ctx context.Context, stdout, stderr io.Writer, tree *packages
 	errs := make([]error, len(builds))
 	var wg sync.WaitGroup
 	for i, pb := range builds {
-		sib := b.Sibling(engine.WithOutDir(filepath.Join(work, fmt.Sprint(i))))
+		out := engine.WithOutDir(filepath.Join(work, fmt.Sprint(i)))
 		wg.Go(func() {
-			pb.report, errs[i] = sib.Build(ctx, pb.plan)
+			pb.report, errs[i] = b.Build(ctx, pb.plan, out, engine.WithEvents(event))
 			if errs[i] != nil && !bf.keepGoing {
 				cancel() // the other platforms' builds stop too
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/engine/image"
 	"github.com/stagex/sxmake/packages"
@@ -45,8 +46,14 @@ and show a diffoscope report of that layer when diffoscope is installed.`,
 }
 
 func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *buildFlags, digestsFile string, names []string) error {
-	plan, tree, err := makePlan(g, names)
+	// The plan needs the images imported into the cache; the rebuild
+	// uses a fresh one.
+	c, err := openCache(ctx, stderr, g.cacheDir())
 	if err != nil {
+		return err
+	}
+	plan, tree, err := makePlan(g, c, names)
+	if err = errors.Join(err, c.Close()); err != nil {
 		return err
 	}
 	outDir := bf.outDir
@@ -65,12 +72,16 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	fresh, err := cache.Open(filepath.Join(tmp, "cache"))
+	if err != nil {
+		return err
+	}
+	defer fresh.Close()
 	prog, err := newProgress(bf.progress, false, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	report, err := buildPlan(ctx, tree, plan, filepath.Join(tmp, "cache"), prog,
-		append(bf.options(), engine.WithOutDir(filepath.Join(tmp, "out")))...)
+	report, err := buildPlan(ctx, tree, fresh, plan, prog, bf.options(), engine.WithOutDir(filepath.Join(tmp, "out")))
 	if err != nil {
 		return err
 	}

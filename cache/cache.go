@@ -1,0 +1,48 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+)
+
+// Cache is a cache directory opened whole: its action cache, content
+// store, snapshots and imported images. It holds the directory's lock
+// (the action cache's) from Open to Close, so that no two processes build
+// on, or collect, one cache at once.
+type Cache struct {
+	Dir       string
+	Actions   *Actions
+	Store     *ContentStore
+	Snapshots *Snapshots
+	Images    *Images
+}
+
+// Open opens the cache in dir, creating what is missing. It takes the lock
+// first (waiting for another process as OpenActions says, or as WithWait
+// says), then cleans what a killed process left among the snapshots.
+func Open(dir string, opts ...OpenOption) (*Cache, error) {
+	a, err := OpenActions(dir, opts...)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{Dir: dir, Actions: a, Images: OpenImages(dir)}
+	if c.Store, err = OpenContentStore(filepath.Join(dir, "content")); err == nil {
+		c.Snapshots, err = OpenSnapshots(c.SnapshotDir())
+	}
+	if err != nil {
+		return nil, errors.Join(err, a.Close())
+	}
+	return c, nil
+}
+
+// SnapshotDir is the directory of the snapshot store.
+func (c *Cache) SnapshotDir() string { return filepath.Join(c.Dir, "snapshots") }
+
+// Close writes what the action cache has pending and releases the lock.
+func (c *Cache) Close() error {
+	if err := c.Actions.Close(); err != nil {
+		return fmt.Errorf("closing cache %s: %w", c.Dir, err)
+	}
+	return nil
+}
