@@ -18,7 +18,7 @@ import (
 // The action database, actions.db, is a bbolt file with this bucket tree:
 //
 //	meta/
-//	  version -> "1"          schema version; any other value: start over
+//	  version -> schemaVersion; any other value: start over
 //	results/
 //	  <ActionKey, 32 bytes> -> Result, binary (see Result.MarshalBinary)
 //	explain/

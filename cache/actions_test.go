@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -190,5 +193,21 @@ func TestActionsCorruptFileStartsOver(t *testing.T) {
 	defer a.Close()
 	if err := a.Put(testKey(1), Result{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The bucket tree drawn in actions.go names the schema version the code
+// writes, not a number of its own that can drift from it.
+func TestSchemaDocNamesVersion(t *testing.T) {
+	src, err := os.ReadFile("actions.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^//\s+version -> (.*)$`).FindSubmatch(src)
+	if m == nil {
+		t.Fatal("actions.go draws no meta/version key")
+	}
+	if doc := string(m[1]); !strings.Contains(doc, "schemaVersion") && !strings.Contains(doc, strconv.Quote(schemaVersion)) {
+		t.Errorf("actions.go documents version -> %s; the code writes %q", doc, schemaVersion)
 	}
 }

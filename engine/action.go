@@ -233,21 +233,12 @@ func (b *Builder) commitLayer(ctx context.Context, parent *state, upper string, 
 		return nil, err
 	}
 	defer release()
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(image.WriteDiff(ctx, pw, upper, view)) }()
 	w, err := b.store.Writer()
 	if err != nil {
-		pr.CloseWithError(err)
 		return nil, err
 	}
 	defer w.Close()
-	var il image.Layer
-	if exported {
-		il, err = image.Compress(w, pr, &epoch)
-	} else {
-		il, err = image.Rewrite(w, pr, epoch)
-	}
-	pr.CloseWithError(err)
+	il, err := image.DiffLayer(ctx, w, upper, view, epoch, exported)
 	if err != nil {
 		return nil, fmt.Errorf("writing layer: %w", err)
 	}

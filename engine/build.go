@@ -24,8 +24,8 @@ type Runner interface {
 
 var _ Runner = (*sandbox.Sandbox)(nil)
 
-// epoch is SOURCE_DATE_EPOCH=1, the time StageX builds are pinned to.
-var epoch = time.Unix(1, 0).UTC()
+// epoch is StageX's SOURCE_DATE_EPOCH, the time its builds are pinned to.
+var epoch = time.Unix(packages.SourceDateEpoch, 0).UTC()
 
 // Builder executes plans: it runs every action whose result is not cached,
 // in dependency order, and writes each image as an OCI layout. What a

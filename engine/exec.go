@@ -203,11 +203,7 @@ func (ib *imageBuild) actionName(st *rules.Stage, i int) string {
 // ActionName names the action of step i of stage st of image across runs,
 // for --explain: "core-llvm/build/3". Steps without an action have none.
 func ActionName(image string, st *rules.Stage, i int) string {
-	stage := st.Name
-	if stage == "" {
-		stage = fmt.Sprint(st.Index)
-	}
-	return fmt.Sprintf("%s/%s/%d", image, stage, i)
+	return fmt.Sprintf("%s/%s/%d", image, st.Label(), i)
 }
 
 // describe is a step's one-line label in progress output.
@@ -216,11 +212,7 @@ func describe(st *rules.Stage, step *rules.Step) string {
 	if i := strings.IndexByte(text, '\n'); i >= 0 {
 		text = text[:i] + " ..."
 	}
-	name := st.Name
-	if name == "" {
-		name = fmt.Sprint(st.Index)
-	}
-	return fmt.Sprintf("%s %d:%d %s", name, step.Pos.Line, step.Pos.Col, text)
+	return fmt.Sprintf("%s %d:%d %s", st.Label(), step.Pos.Line, step.Pos.Col, text)
 }
 
 // write assembles the image of the target stage's state and writes its
@@ -241,7 +233,7 @@ func (ib *imageBuild) write(s *state) (*imageResult, error) {
 	opts := []image.Option{
 		image.WithEpoch(epoch),
 		image.WithPlatform(imagePlatform(ib.ip.Platform)),
-		image.WithStageXAnnotations(name, ib.ip.Image.Package.Version),
+		image.WithStageXAnnotations(name, ib.ip.Image.Package.Version, epoch),
 	}
 	if s.base != nil {
 		opts = append(opts, image.WithBase(s.base))

@@ -172,3 +172,16 @@ func BenchmarkPlan600(b *testing.B) {
 		}
 	}
 }
+
+// Actions and progress lines name an unnamed stage "stage-N", as the rest
+// of sxmake does.
+func TestUnnamedStageLabel(t *testing.T) {
+	st := &rules.Stage{Index: 2}
+	if got, want := ActionName("core-x", st, 4), "core-x/stage-2/4"; got != want {
+		t.Errorf("ActionName = %q, want %q", got, want)
+	}
+	step := &rules.Step{Instruction: "USER", CreatedBy: "USER nobody", Pos: rules.Pos{Line: 3, Col: 1}}
+	if got, want := describe(st, step), "stage-2 3:1 USER nobody"; got != want {
+		t.Errorf("describe = %q, want %q", got, want)
+	}
+}

@@ -2,6 +2,7 @@ package packages
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -67,8 +68,13 @@ func (p *Package) BuildArgs() map[string]string {
 	return args
 }
 
+// SourceDateEpoch is StageX's SOURCE_DATE_EPOCH, in seconds: the build
+// arg every package gets, the time every image records as its creation and
+// the latest time a file of its layers may have (rewrite-timestamp).
+const SourceDateEpoch = 1
+
 func (p *Package) computeBuildArgs() map[string]string {
-	args := map[string]string{"SOURCE_DATE_EPOCH": "1"}
+	args := map[string]string{"SOURCE_DATE_EPOCH": strconv.Itoa(SourceDateEpoch)}
 	for k, v := range versionVars(p.Version) {
 		args[strings.ToUpper(k)] = v
 	}

@@ -81,12 +81,16 @@ type Stage struct {
 	BuildArgs []string    // K=V build args in effect at the end
 }
 
-// label is the stage name or "stage-N".
-func (s *Stage) label() string {
-	if s.Name != "" {
-		return s.Name
+// Label names the stage as BuildKit does in its messages: its name, or
+// "stage-N" for an unnamed stage (N its index). Every label of a stage in
+// sxmake's output is this one.
+func (s *Stage) Label() string { return stageLabel(s.Name, s.Index) }
+
+func stageLabel(name string, index int) string {
+	if name != "" {
+		return name
 	}
-	return fmt.Sprintf("stage-%d", s.Index)
+	return fmt.Sprintf("stage-%d", index)
 }
 
 // stageState is the dispatch state of one stage (BuildKit's dispatchState).

@@ -22,7 +22,7 @@ func render(b *Build) string {
 		case Scratch:
 			base = "scratch"
 		case StageBase:
-			base = "stage " + s.Base.Stage.label()
+			base = "stage " + s.Base.Stage.Label()
 		}
 		fmt.Fprintf(&w, "stage %d %q from %s on %s\n", s.Index, s.Name, base, s.Platform)
 		for _, st := range s.Steps {

@@ -117,13 +117,8 @@ type stageNode struct {
 	deps      []*fromRef
 }
 
-// label is the stage name BuildKit prints: the name or "stage-N".
-func (s *stageNode) label() string {
-	if s.name != "" {
-		return s.name
-	}
-	return fmt.Sprintf("stage-%d", s.def.index)
-}
+// label is the stage's Label.
+func (s *stageNode) label() string { return stageLabel(s.name, s.def.index) }
 
 // fromRef is the source of a COPY --from.
 type fromRef struct {

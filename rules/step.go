@@ -164,7 +164,7 @@ func (s *Step) String() string {
 	case Copy, Add:
 		switch s.From.Kind {
 		case StageSource:
-			b.WriteString(" --from=" + s.From.Stage.label())
+			b.WriteString(" --from=" + s.From.Stage.Label())
 		case ImageSource, NamedContext:
 			b.WriteString(" --from=" + s.From.Ref)
 		case ScratchSource:

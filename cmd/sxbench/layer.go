@@ -16,6 +16,7 @@ import (
 
 	"github.com/stagex/sxmake/cmd/internal/oracle"
 	"github.com/stagex/sxmake/engine/image"
+	"github.com/stagex/sxmake/packages"
 )
 
 // The layer500 and unpack500 scenarios work on a Debian bookworm root file
@@ -108,7 +109,7 @@ func diffCompress(rootfs, empty, blob string) (image.Layer, error) {
 	defer f.Close()
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(image.WriteDiff(context.Background(), pw, rootfs, empty)) }()
-	epoch := time.Unix(1, 0)
+	epoch := time.Unix(packages.SourceDateEpoch, 0)
 	bw := bufio.NewWriterSize(f, 1<<20)
 	l, err := image.Compress(bw, pr, &epoch)
 	pr.CloseWithError(err)
@@ -181,10 +182,7 @@ func layer500(work string) (row, error) {
 		"--local", "context=" + pkg, "--local", "dockerfile=" + pkg,
 		"--opt", "filename=Containerfile", "--opt", "platform=linux/amd64",
 		"--opt", "build-arg:BUILDKIT_MULTI_PLATFORM=1", "--no-cache",
-		"--output", "type=oci,name=bench-rootfs500,rewrite-timestamp=true,force-compression=true," +
-			"annotation.org.opencontainers.image.version=1," +
-			"annotation.org.opencontainers.image.created=1970-01-01T00:00:01Z," +
-			"annotation.containerd.io/distribution.source.docker.io=stagex/bench-rootfs500,tar=true,dest=" + filepath.Join(work, "buildkit.tar")}
+		"--output", oracle.Output("bench-rootfs500", "1", filepath.Join(work, "buildkit.tar"))}
 	var theirs []time.Duration
 	var bkDigest string
 	for i := 0; i <= n; i++ {

@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/engine/image"
 	"github.com/stagex/sxmake/engine/registry"
+	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 )
 
@@ -98,7 +100,7 @@ func readSource(ctx context.Context, path, dir string, rootfs bool, p image.Plat
 	case rootfs && fi.IsDir():
 		return nil, usagef("--rootfs %s: want a tarball, not a directory", path)
 	case rootfs:
-		return image.ReadRootfs(path, image.ForPlatform(p))
+		return image.ReadRootfs(path, time.Unix(packages.SourceDateEpoch, 0), image.ForPlatform(p))
 	case fi.IsDir():
 		return image.ReadLayout(path, image.ForPlatform(p))
 	}

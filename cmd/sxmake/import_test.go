@@ -69,7 +69,7 @@ func baseLayout(t *testing.T, dir string) *image.Image {
 	c := image.NewConfig(image.Platform{OS: "linux", Architecture: "amd64"})
 	c.Config.Env = []string{"PATH=/bin", "GREETING=from-base"}
 	c.History = []image.History{{CreatedBy: "COPY rootfs/ / # buildkit", Comment: image.HistoryComment}}
-	img, err := image.New("imp-base", c, []image.Layer{l}, image.WithEpoch(epoch), image.WithStageXAnnotations("imp-base", "1"))
+	img, err := image.New("imp-base", c, []image.Layer{l}, image.WithEpoch(epoch), image.WithStageXAnnotations("imp-base", "1", epoch))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -65,13 +66,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-// describe renders an error for the terminal: Containerfile errors get
-// their source line and a caret.
+// describe renders an error for the terminal: a Containerfile error gets
+// its source line and a caret, wrapped or not (what wraps it comes first).
 func describe(err error) string {
-	if re, ok := err.(*rules.Error); ok {
-		return re.Detail()
+	var re *rules.Error
+	if !errors.As(err, &re) {
+		return err.Error()
 	}
-	return err.Error()
+	return strings.Replace(err.Error(), re.Error(), re.Detail(), 1)
 }
 
 // globalFlags are the flags every subcommand shares.

@@ -136,3 +136,42 @@ func malformedCases() []malformedCase {
 		{"name-mismatch", "core-app", `packages/core/app/package.toml:2:1: package.name "ap" does not match the directory name "app"`},
 	}
 }
+
+// A Containerfile error keeps its source line and caret when something
+// wraps it, as a build for several platforms does (the type assertion
+// that rendered it missed wrapped errors).
+func TestWrappedErrorKeepsCaret(t *testing.T) {
+	tree := filepath.Join(repoTestdata(t), "malformed", "unknown-instruction")
+	var stdout, stderr bytes.Buffer
+	args := []string{"-C", tree, "--cache-dir", t.TempDir(), "--platform", "linux/amd64,linux/arm64", "core-app"}
+	if got := run(args, &stdout, &stderr); got != 1 {
+		t.Fatalf("exit status %d, want 1; stderr:\n%s", got, stderr.String())
+	}
+	want := "Containerfile:2:1: unknown instruction: RUNN (did you mean RUN?)\nRUNN echo typo\n^\n"
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks the source line and caret %q:\n%s", want, stderr.String())
+	}
+}
+
+// An unnamed stage has one label everywhere: "stage-N", as BuildKit says.
+func TestUnnamedStageLabel(t *testing.T) {
+	tree := writeFiles(t, map[string]string{
+		"packages/core/anon/package.toml":  "[package]\nname = \"anon\"\nversion = \"1\"\n",
+		"packages/core/anon/Containerfile": "FROM scratch\nCOPY a /a\n\nFROM scratch\nCOPY --from=0 /a /b\n",
+		"packages/core/anon/a":             "a",
+	})
+	var stdout, stderr bytes.Buffer
+	if got := run([]string{"-C", tree, "--cache-dir", t.TempDir(), "-n", "core-anon"}, &stdout, &stderr); got != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", got, stderr.String())
+	}
+	for _, want := range []string{
+		"target     stage-1\n",
+		"stage 0 stage-0 FROM scratch\n",
+		"stage 1 stage-1 FROM scratch\n",
+		"COPY --from=stage-0 /a /b\n",
+	} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("sxmake -n output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}

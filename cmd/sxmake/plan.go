@@ -135,7 +135,7 @@ func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[
 	pkg := ip.Image.Package
 	fmt.Fprintf(w, "# %d/%d %s\n", n, total, ip.Image.Name)
 	fmt.Fprintf(w, "package    packages/%s/%s %s\n", pkg.Stage, pkg.Name, pkg.Version)
-	fmt.Fprintf(w, "target     %s\n", targetName(ip.Build))
+	fmt.Fprintf(w, "target     %s\n", ip.Build.Target.Label())
 	fmt.Fprintf(w, "platform   %s\n", ip.Platform)
 	keys := make([]string, 0, len(ip.BuildArgs))
 	for k := range ip.BuildArgs {
@@ -146,7 +146,7 @@ func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[
 		fmt.Fprintf(w, "build-arg  %s=%s\n", k, ip.BuildArgs[k])
 	}
 	for _, st := range ip.Build.Stages {
-		fmt.Fprintf(w, "stage %d %s FROM %s\n", st.Index, stageLabel(st), baseLabel(st.Base))
+		fmt.Fprintf(w, "stage %d %s FROM %s\n", st.Index, st.Label(), baseLabel(st.Base))
 		for i, step := range st.Steps {
 			// Multi-line steps (heredocs) keep their lines, indented.
 			text := strings.ReplaceAll(step.String(), "\n", "\n\t\t")
@@ -174,24 +174,10 @@ func hasAction(step *rules.Step) bool {
 	return step.Kind != rules.Config || !step.EmptyLayer
 }
 
-func targetName(b *rules.Build) string {
-	if b.Target.Name != "" {
-		return b.Target.Name
-	}
-	return fmt.Sprintf("stage %d", b.Target.Index)
-}
-
-func stageLabel(st *rules.Stage) string {
-	if st.Name == "" {
-		return "(unnamed)"
-	}
-	return st.Name
-}
-
 func baseLabel(b rules.Base) string {
 	switch b.Kind {
 	case rules.StageBase:
-		return "stage " + stageLabel(b.Stage)
+		return b.Stage.Label()
 	case rules.ImageBase:
 		return b.Ref
 	}

@@ -169,7 +169,7 @@ func TestToolchainReproducible(t *testing.T) {
 	t.Run("oracle", func(t *testing.T) {
 		d := startOracle(t)
 		layouts := t.TempDir()
-		src, err := image.ReadRootfs(rootfs)
+		src, err := image.ReadRootfs(rootfs, time.Unix(packages.SourceDateEpoch, 0))
 		if err != nil {
 			t.Fatal(err)
 		}

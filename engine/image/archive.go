@@ -150,21 +150,20 @@ func cleanArchiveName(name string) string {
 
 // ReadRootfs makes a one-layer image of the root file system tarball at
 // file (plain or gzipped): the layer is the tarball rewritten as Compress
-// does with the epoch (default: 1970-01-01T00:00:01Z, StageX's
-// SOURCE_DATE_EPOCH; see ReadEpoch), so the same tarball always gives the
-// same image; the config is that of a FROM scratch stage for the platform
-// asked for, with one history entry. The layer is staged in a temp file
-// removed by Close.
-func ReadRootfs(file string, opts ...ReadOption) (*Source, error) {
+// does with epoch (the image's SOURCE_DATE_EPOCH, its creation time too),
+// so the same tarball always gives the same image; the config is that of
+// a FROM scratch stage for the platform asked for, with one history entry.
+// The layer is staged in a temp file removed by Close.
+func ReadRootfs(file string, epoch time.Time, opts ...ReadOption) (*Source, error) {
 	o := readOpts(opts)
-	s, err := readRootfs(file, o)
+	s, err := readRootfs(file, epoch.UTC(), o)
 	if err != nil {
 		return nil, fmt.Errorf("reading rootfs %s: %w", file, err)
 	}
 	return s, nil
 }
 
-func readRootfs(file string, o readOptions) (*Source, error) {
+func readRootfs(file string, epoch time.Time, o readOptions) (*Source, error) {
 	in, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -179,7 +178,6 @@ func readRootfs(file string, o readOptions) (*Source, error) {
 		return nil, err
 	}
 	cleanup := func() error { tmp.Close(); return os.Remove(tmp.Name()) }
-	epoch := o.epoch
 	bw := bufio.NewWriterSize(tmp, 1<<20)
 	l, err := Compress(bw, r, &epoch)
 	if err == nil {
@@ -211,12 +209,6 @@ func readRootfs(file string, o readOptions) (*Source, error) {
 		return io.NopCloser(io.NewSectionReader(tmp, 0, l.Size)), nil
 	}
 	return s, nil
-}
-
-// ReadEpoch sets the time ReadRootfs clamps file times to and records as
-// the image's creation time (default: 1970-01-01T00:00:01Z).
-func ReadEpoch(t time.Time) ReadOption {
-	return func(o *readOptions) { o.epoch = t.UTC() }
 }
 
 // maybeGunzip returns a reader of the content of br, gunzipped if it is

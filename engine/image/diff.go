@@ -253,13 +253,20 @@ func lgetxattr(p, k string) ([]byte, error) {
 }
 
 // DiffLayer writes to w the layer blob of the overlay upper dir upper over
-// lower (see WriteDiff), rewritten and compressed as Compress does, and
-// returns its descriptor and diffID. The tar is streamed, never held in
-// memory.
-func DiffLayer(ctx context.Context, w io.Writer, upper, lower string, epoch *time.Time) (Layer, error) {
+// lower (see WriteDiff), its times rewritten with epoch: gzipped as
+// Compress does when gzipped is set, else the tar as Rewrite leaves it
+// (an intermediate layer). It returns the layer's descriptor and diffID.
+// The tar is streamed, never held in memory.
+func DiffLayer(ctx context.Context, w io.Writer, upper, lower string, epoch time.Time, gzipped bool) (Layer, error) {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(WriteDiff(ctx, pw, upper, lower)) }()
-	l, err := Compress(w, pr, epoch)
-	pr.CloseWithError(err) // unblocks WriteDiff if Compress stopped early
+	var l Layer
+	var err error
+	if gzipped {
+		l, err = Compress(w, pr, &epoch)
+	} else {
+		l, err = Rewrite(w, pr, epoch)
+	}
+	pr.CloseWithError(err) // unblocks WriteDiff if the writer stopped early
 	return l, err
 }

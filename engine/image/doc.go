@@ -22,7 +22,7 @@
 //
 //	WriteDiff(upper, lower) -> uncompressed tar   (BuildKit's overlay differ)
 //	Compress(tar, epoch)    -> gzip blob, Layer   (rewrite-timestamp, force-compression)
-//	DiffLayer               =  both, streamed through a pipe
+//	DiffLayer               =  both, streamed through a pipe (or the rewritten tar alone)
 //	New(name, config, layers, opts...) -> *Image  (config, manifest, nested index, index.json)
 //	WriteLayout(dir, img, store)                  (out/<stage>-<name>/)
 //	img.DigestsLine()                             ("<hex> <stage>-<name>")

@@ -165,7 +165,7 @@ func (b *builder) layer(createdBy string, populate func(upper string)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := DiffLayer(context.Background(), w, upper, lower, &epoch1)
+	l, err := DiffLayer(context.Background(), w, upper, lower, epoch1, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,7 +518,7 @@ func TestGolden(t *testing.T) {
 		t.Run(tc.fixture, func(t *testing.T) {
 			b := newBuilder(t, tc.fixture)
 			tc.build(b)
-			img, err := New(tc.name, b.cfg, b.layers, WithEpoch(epoch1), WithStageXAnnotations(tc.name, tc.version), WithBase(b.base))
+			img, err := New(tc.name, b.cfg, b.layers, WithEpoch(epoch1), WithStageXAnnotations(tc.name, tc.version, epoch1), WithBase(b.base))
 			if err != nil {
 				t.Fatal(err)
 			}

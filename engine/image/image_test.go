@@ -112,7 +112,7 @@ func testImageIn(t *testing.T) (*Image, *cache.ContentStore, string) {
 	}
 	c := NewConfig(Platform{Architecture: "amd64", OS: "linux"})
 	c.History = []History{{CreatedBy: "COPY f / # buildkit", Comment: HistoryComment}}
-	img, err := New("core-test", c, []Layer{l}, WithEpoch(epoch1), WithStageXAnnotations("core-test", "1"))
+	img, err := New("core-test", c, []Layer{l}, WithEpoch(epoch1), WithStageXAnnotations("core-test", "1", epoch1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestWriteLayout(t *testing.T) {
 	other, otherStore := testImage(t)
 	c := NewConfig(Platform{Architecture: "amd64", OS: "linux"})
 	c.History = []History{{CreatedBy: "COPY g / # buildkit", Comment: HistoryComment}}
-	other, err := New("core-test", c, other.Layers, WithEpoch(epoch1), WithStageXAnnotations("core-test", "2"))
+	other, err := New("core-test", c, other.Layers, WithEpoch(epoch1), WithStageXAnnotations("core-test", "2", epoch1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -280,7 +280,7 @@ func BenchmarkDiffLayer(b *testing.B) {
 	epoch := time.Unix(1, 0)
 	b.SetBytes(512 * int64(len(data)))
 	for b.Loop() {
-		if _, err := DiffLayer(context.Background(), io.Discard, upper, "", &epoch); err != nil {
+		if _, err := DiffLayer(context.Background(), io.Discard, upper, "", epoch, true); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -103,12 +103,12 @@ func WithAnnotations(a map[string]string) Option {
 }
 
 // WithStageXAnnotations sets the three annotations StageX exports with:
-// the version, a creation time of 1970-01-01T00:00:01Z and the
+// the version, the creation time (its SOURCE_DATE_EPOCH) and the
 // distribution source stagex/<name>.
-func WithStageXAnnotations(name, version string) Option {
+func WithStageXAnnotations(name, version string, created time.Time) Option {
 	return WithAnnotations(map[string]string{
 		AnnotationVersion: version,
-		AnnotationCreated: "1970-01-01T00:00:01Z",
+		AnnotationCreated: created.UTC().Format(time.RFC3339),
 		AnnotationSource:  "stagex/" + name,
 	})
 }

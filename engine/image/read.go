@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/stagex/sxmake/cache"
 )
@@ -66,7 +65,6 @@ type ReadOption func(*readOptions)
 
 type readOptions struct {
 	platform Platform
-	epoch    time.Time
 }
 
 // ForPlatform selects the manifest of platform p (default linux/amd64)
@@ -77,7 +75,7 @@ func ForPlatform(p Platform) ReadOption {
 }
 
 func readOpts(opts []ReadOption) readOptions {
-	o := readOptions{platform: Platform{OS: "linux", Architecture: "amd64"}, epoch: time.Unix(1, 0).UTC()}
+	o := readOptions{platform: Platform{OS: "linux", Architecture: "amd64"}}
 	for _, opt := range opts {
 		opt(&o)
 	}

@@ -301,7 +301,7 @@ func TestReadRootfsIsReproducible(t *testing.T) {
 		mtime time.Time
 		zip   bool
 	}{{time.Unix(1e9, 0), false}, {time.Unix(2e9, 0), false}, {time.Unix(1e9, 0), true}} {
-		src, err := ReadRootfs(write(tc.mtime, tc.zip))
+		src, err := ReadRootfs(write(tc.mtime, tc.zip), epoch1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,11 +94,26 @@ func StartIn(dir string) (*Daemon, error) {
 }
 
 // Command returns a buildctl command line talking to d, with StageX's
-// environment (SOURCE_DATE_EPOCH=1).
+// environment (its SOURCE_DATE_EPOCH).
 func (d *Daemon) Command(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "buildctl"), append([]string{"--addr", "unix://" + d.sock}, args...)...)
-	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1", "TZ=UTC", "LANG=C.UTF-8", "LC_ALL=C")
+	cmd.Env = stagexEnv()
 	return cmd
+}
+
+// stagexEnv is the environment StageX runs buildctl in.
+func stagexEnv() []string {
+	return append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.Itoa(packages.SourceDateEpoch), "TZ=UTC", "LANG=C.UTF-8", "LC_ALL=C")
+}
+
+// Output is StageX's --output of buildctl for the image name of version
+// written as an OCI tarball to dest.
+func Output(name, version, dest string) string {
+	created := time.Unix(packages.SourceDateEpoch, 0).UTC().Format(time.RFC3339)
+	return "type=oci,name=" + name + ",rewrite-timestamp=true,force-compression=true," +
+		"annotation.org.opencontainers.image.version=" + version + "," +
+		"annotation.org.opencontainers.image.created=" + created + "," +
+		"annotation.containerd.io/distribution.source.docker.io=stagex/" + name + ",tar=true,dest=" + dest
 }
 
 // Stop stops the daemon.
@@ -167,12 +183,9 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 		args = append(args, "--no-cache")
 	}
 	tarball := filepath.Join(work, "out.tar")
-	args = append(args, "--output", "type=oci,name="+img.Name+",rewrite-timestamp=true,force-compression=true,"+
-		"annotation.org.opencontainers.image.version="+pkg.Version+","+
-		"annotation.org.opencontainers.image.created=1970-01-01T00:00:01Z,"+
-		"annotation.containerd.io/distribution.source.docker.io=stagex/"+img.Name+",tar=true,dest="+tarball)
+	args = append(args, "--output", Output(img.Name, pkg.Version, tarball))
 	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "buildctl"), args...)
-	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1", "TZ=UTC", "LANG=C.UTF-8", "LC_ALL=C")
+	cmd.Env = stagexEnv()
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
