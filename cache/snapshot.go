@@ -2,7 +2,6 @@ package cache
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,8 +65,8 @@ func (s *Snapshots) cleanTmp() error {
 	for _, line := range strings.Split(string(mounts), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 4 && strings.HasPrefix(f[4], tmp+"/") {
-			if err := Unmount(f[4]); err != nil {
-				return err
+			if err := unix.Unmount(f[4], unix.MNT_DETACH); err != nil {
+				return fmt.Errorf("unmounting %s: %w", f[4], err)
 			}
 		}
 	}
@@ -88,7 +87,8 @@ func (s *Snapshots) emptyDir() string { return filepath.Join(s.dir, "empty") }
 
 // Path returns the directory of chain c. Names are the first 16 hex digits
 // of the chain ID, short because overlayfs takes every lower dir in one
-// page of mount options.
+// page of mount options (a stack too deep for that is mounted by
+// descriptor: see sandbox.MountOverlay).
 func (s *Snapshots) Path(c ChainID) string {
 	return filepath.Join(s.dir, Digest(c).Hex()[:16])
 }
@@ -131,37 +131,6 @@ func (s *Snapshots) Commit(upper string, c ChainID) error {
 // Discard removes a prepared upper dir and its work dir.
 func (s *Snapshots) Discard(upper string) {
 	os.RemoveAll(filepath.Dir(upper))
-}
-
-// Mount mounts the overlay of lowers (top first) under upper at target;
-// without upper the mount is read-only. The caller unmounts it with
-// Unmount.
-func Mount(target string, lowers []string, upper, work string) error {
-	if len(lowers) == 0 {
-		return errors.New("overlay mount needs at least one lower dir")
-	}
-	opts := "lowerdir=" + strings.Join(lowers, ":")
-	flags := uintptr(0)
-	if upper != "" {
-		opts += ",upperdir=" + upper + ",workdir=" + work
-	} else {
-		flags = unix.MS_RDONLY
-	}
-	if len(opts) >= os.Getpagesize() {
-		return fmt.Errorf("overlay mount of %d layers: options exceed one page", len(lowers))
-	}
-	if err := unix.Mount("overlay", target, "overlay", flags, opts); err != nil {
-		return fmt.Errorf("mounting overlay at %s: %w", target, err)
-	}
-	return nil
-}
-
-// Unmount detaches the mount at target.
-func Unmount(target string) error {
-	if err := unix.Unmount(target, unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("unmounting %s: %w", target, err)
-	}
-	return nil
 }
 
 // MkdirTemp makes a scratch directory (a mount point, say) on the snapshot

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine/image"
+	"github.com/stagex/sxmake/sandbox"
 )
 
 // action is a step bound to its inputs: the unit that is keyed, cached and
@@ -381,11 +382,11 @@ func (b *Builder) withMount(lowers []string, upper, work string, fn func(root st
 		return err
 	}
 	defer os.Remove(mnt)
-	if err := cache.Mount(mnt, lowers, upper, work); err != nil {
+	if err := sandbox.MountOverlay(mnt, lowers, upper, work); err != nil {
 		return err
 	}
 	ferr := fn(mnt)
-	if err := cache.Unmount(mnt); err != nil {
+	if err := sandbox.Unmount(mnt); err != nil {
 		return errors.Join(ferr, err)
 	}
 	return ferr
@@ -406,9 +407,9 @@ func (b *Builder) view(layers []layer) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if err := cache.Mount(mnt, lowers, "", ""); err != nil {
+	if err := sandbox.MountOverlay(mnt, lowers, "", ""); err != nil {
 		os.Remove(mnt)
 		return "", nil, err
 	}
-	return mnt, func() { cache.Unmount(mnt); os.Remove(mnt) }, nil
+	return mnt, func() { sandbox.Unmount(mnt); os.Remove(mnt) }, nil
 }

@@ -5,78 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 )
-
-// maxMountData is how many bytes of options a mount takes: one page, less
-// a margin for the options the kernel appends.
-const maxMountData = 4096 - 512
-
-// mountOverlay mounts the overlay of lower (top first) and upper, with
-// work as overlayfs's work directory, at target.
-//
-// When the lowerdir option would not fit in a page, each lower is opened
-// and named through /proc/self/fd, which shortens it to about 17 bytes a
-// layer.
-func mountOverlay(lower []string, upper, work, target string) error {
-	data := overlayData(lower, upper, work)
-	if len(data) > maxMountData {
-		var short []string
-		for _, d := range lower {
-			fd, err := unix.Open(d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return fmt.Errorf("opening lower %s: %w", d, err)
-			}
-			defer unix.Close(fd)
-			short = append(short, "/proc/self/fd/"+strconv.Itoa(fd))
-		}
-		data = overlayData(short, upper, work)
-		if len(data) > maxMountData {
-			return fmt.Errorf("overlay of %d lower directories: mount options too long (%d bytes)", len(lower), len(data))
-		}
-	}
-	if err := unix.Mount("overlay", target, "overlay", 0, data); err != nil {
-		return fmt.Errorf("mounting overlay at %s: %w", target, err)
-	}
-	return nil
-}
-
-// overlayData is the overlay's mount options. Whatever the kernel's
-// defaults, metacopy and redirect_dir are off, so that the upper directory
-// holds every changed file's content and every renamed directory in full:
-// it is the step's diff.
-//
-// volatile: overlayfs omits every sync of the upper file system, the one
-// it makes when the overlay is unmounted included. That one is a syncfs of
-// the whole file system holding the upper directory (with the other
-// processes' dirty data), about 10 ms on an idle disk and far more on a
-// busy one, paid at the end of every step. The upper directory is read
-// back from the page cache right after the step, and sxmake's cache does
-// not sync its content either (a crash loses unfinished work, which is
-// redone). A step's own fsync calls on the root file system become no-ops.
-// volatile leaves a mark in the work directory that stops it from being
-// used again; Run's own work directory is removed after the step, and a
-// caller's (Spec.Work) is single-use.
-func overlayData(lower []string, upper, work string) string {
-	return "index=off,metacopy=off,redirect_dir=off,volatile,lowerdir=" + strings.Join(lower, ":") + ",upperdir=" + upper + ",workdir=" + work
-}
-
-// unmount undoes the mount at target, lazily if it is still busy.
-func unmount(target string) error {
-	err := unix.Unmount(target, 0)
-	if errors.Is(err, unix.EBUSY) {
-		err = unix.Unmount(target, unix.MNT_DETACH)
-	}
-	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("unmounting %s: %w", target, err)
-	}
-	return nil
-}
 
 // stubNames are the mount points bind-mounted into every step.
 var stubNames = []string{"/etc/resolv.conf", "/etc/hosts"}

@@ -247,13 +247,13 @@ func setupRootfs(dir string, spec Spec) (string, func() error, error) {
 		}
 		return nil
 	}
-	if err := mountOverlay(spec.Lower, spec.Upper, work, rootfs); err != nil {
+	if err := MountOverlay(rootfs, spec.Lower, spec.Upper, work); err != nil {
 		return "", nil, errors.Join(err, removeWork())
 	}
 	stubs := mountStubs(rootfs)
 	cleanup := func() error {
 		removeStubs(rootfs, stubs)
-		return errors.Join(unmount(rootfs), removeWork())
+		return errors.Join(Unmount(rootfs), removeWork())
 	}
 	return rootfs, cleanup, nil
 }

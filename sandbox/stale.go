@@ -61,7 +61,7 @@ func (s *Sandbox) destroyStale(id, dir string) {
 		}
 		_ = c.Destroy()
 	}
-	if unmount(filepath.Join(dir, "rootfs")) == nil {
+	if Unmount(filepath.Join(dir, "rootfs")) == nil {
 		_ = removeStepDir(dir)
 	}
 }
