@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -65,7 +63,7 @@ func exported(layers []layer) []layer {
 // imageResult is a built image, as its dependents see it.
 type imageResult struct {
 	layers []layer
-	config image.Config // as read back from the written config blob
+	config image.Config // what a stage FROM the image starts with (image.BaseConfig of the written blob)
 	digest image.Digest // the manifest digest
 	layout string
 	ran    int
@@ -248,8 +246,8 @@ func (ib *imageBuild) write(s *state) (*imageResult, error) {
 			return nil, fmt.Errorf("writing %s: %w", layout, err)
 		}
 	}
-	var cfg image.Config
-	if err := json.NewDecoder(bytes.NewReader(img.Config.Bytes)).Decode(&cfg); err != nil {
+	cfg, err := image.BaseConfig(img.Config.Bytes)
+	if err != nil {
 		return nil, fmt.Errorf("reading back the config of %s: %w", name, err)
 	}
 	return &imageResult{layers: exported, config: cfg, digest: img.Manifest.Digest, layout: layout}, nil

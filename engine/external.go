@@ -99,9 +99,9 @@ func (im *Imports) result(ref string) (*imageResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("imported image %s: %w", name, err)
 	}
-	var c image.Config
-	if err := json.Unmarshal(cb, &c); err != nil {
-		return nil, fmt.Errorf("imported image %s: config: %w", name, err)
+	c, err := image.BaseConfig(cb)
+	if err != nil {
+		return nil, fmt.Errorf("imported image %s: %w", name, err)
 	}
 	ls, err := image.BaseLayers(m, c)
 	if err != nil {

@@ -20,10 +20,14 @@ import (
 	"github.com/stagex/sxmake/sandbox/sandboxtest"
 )
 
-// baseLayout writes, as BuildKit would export it, an image holding the
-// host's static busybox as /bin/sh and an /etc/passwd, to dir, and
-// returns it.
-func baseLayout(t *testing.T, dir string) *image.Image {
+// baseTimes are the times a base image's config records: its creation and
+// its history entry's (nil: none).
+type baseTimes struct{ created, history *time.Time }
+
+// baseLayout writes an image holding the host's static busybox as /bin/sh
+// and an /etc/passwd to dir, and returns it. Its config records times, or
+// by default those BuildKit exports with SOURCE_DATE_EPOCH=1.
+func baseLayout(t *testing.T, dir string, times *baseTimes) *image.Image {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
@@ -69,7 +73,12 @@ func baseLayout(t *testing.T, dir string) *image.Image {
 	c := image.NewConfig(image.Platform{OS: "linux", Architecture: "amd64"})
 	c.Config.Env = []string{"PATH=/bin", "GREETING=from-base"}
 	c.History = []image.History{{CreatedBy: "COPY rootfs/ / # buildkit", Comment: image.HistoryComment}}
-	img, err := image.New("imp-base", c, []image.Layer{l}, image.WithEpoch(epoch), image.WithStageXAnnotations("imp-base", "1", epoch))
+	opts := []image.Option{image.WithEpoch(epoch), image.WithStageXAnnotations("imp-base", "1", epoch)}
+	if times != nil {
+		// Without an epoch, times are written as they are.
+		c.Created, c.History[0].Created, opts = times.created, times.history, opts[1:]
+	}
+	img, err := image.New("imp-base", c, []image.Layer{l}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +122,7 @@ func TestImportThenBuild(t *testing.T) {
 	work := t.TempDir()
 	cacheDir := filepath.Join(work, "cache")
 	layouts := filepath.Join(work, "layouts")
-	base := baseLayout(t, filepath.Join(layouts, "imp-base"))
+	base := baseLayout(t, filepath.Join(layouts, "imp-base"), nil)
 
 	tree := filepath.Join(work, "tree")
 	app := filepath.Join(tree, "packages", "user", "app")
@@ -187,12 +196,67 @@ COPY --from=build /out/ /data/
 	})
 }
 
+// An imported base image's own creation time does not reach the images
+// built FROM it: BuildKit resets it, and their history decides. With a
+// base created at 0 and one created after the epoch, sxmake gives
+// BuildKit's digests. (The build read an imported config as it was, and
+// kept a creation time of 0: 00:00:00Z where BuildKit wrote 00:00:01Z.)
+// A base whose history has no times gets them as BuildKit gives them.
+func TestImportedBaseCreated(t *testing.T) {
+	sandboxtest.RequiresRoot(t)
+	d := startOracle(t)
+	zero, epoch := time.Unix(0, 0).UTC(), time.Unix(packages.SourceDateEpoch, 0).UTC()
+	later := time.Date(2023, 11, 14, 22, 13, 20, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		times baseTimes
+	}{
+		{"created at 0", baseTimes{created: &zero, history: &epoch}},
+		{"created after the epoch", baseTimes{created: &later, history: &later}},
+		{"history without times", baseTimes{created: &later}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			work := t.TempDir()
+			layouts := filepath.Join(work, "layouts")
+			base := baseLayout(t, filepath.Join(layouts, "imp-base"), &tc.times)
+			if want := `"created":"` + tc.times.created.Format(time.RFC3339) + `"`; !strings.Contains(string(base.Config.Bytes), want) {
+				t.Fatalf("base config %s lacks %s", base.Config.Bytes, want)
+			}
+			tree := writeFiles(t, map[string]string{
+				"packages/user/app/package.toml":  "[package]\nname = \"app\"\nversion = \"1\"\n",
+				"packages/user/app/Containerfile": "FROM stagex/imp-base\nCOPY <<EOF /hello\nhello\nEOF\n",
+			})
+			cacheDir := filepath.Join(work, "cache")
+			var stdout, stderr bytes.Buffer
+			if st := run([]string{"--cache-dir", cacheDir, "import", "imp-base", filepath.Join(layouts, "imp-base")}, &stdout, &stderr); st != 0 {
+				t.Fatalf("import: exit status %d\n%s", st, stderr.String())
+			}
+			stdout.Reset()
+			if st := run([]string{"--cache-dir", cacheDir, "-C", tree, "-o", filepath.Join(work, "out"), "user-app"}, &stdout, &stderr); st != 0 {
+				t.Fatalf("build: exit status %d\n%s", st, stderr.String())
+			}
+			got, _, _ := strings.Cut(stdout.String(), " ")
+			tr, err := packages.Load(tree, packages.WithExternalImages("imp-base"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := d.Build(context.Background(), tr, tr.Image("user-app"), layouts, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("sxmake built %s, BuildKit %s", got, want)
+			}
+		})
+	}
+}
+
 // TestImportCommand checks `sxmake import`'s outcomes that need no root:
 // what it accepts, what it refuses and how it says so.
 func TestImportCommand(t *testing.T) {
 	work := t.TempDir()
 	layout := filepath.Join(work, "layout")
-	base := baseLayout(t, layout)
+	base := baseLayout(t, layout, nil)
 	rootfs := filepath.Join(work, "rootfs.tar")
 	var tb bytes.Buffer
 	tw := tar.NewWriter(&tb)

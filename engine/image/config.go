@@ -95,11 +95,11 @@ func NewConfig(p Platform) Config {
 // encodeConfig returns the config blob BuildKit's exporter writes for c
 // with the given layers: c as the frontend marshals it, then patched as a
 // JSON object (so top-level keys end up sorted) with rootfs set from
-// diffIDs, each history time after epoch (or unset) set to epoch, and
-// "created" clamped to epoch or, when c has none, taken from the last
-// history entry. History entries equal to base's, from the first on, keep
-// their times (BuildKit leaves base image history alone). epoch nil skips
-// the clamping.
+// diffIDs, history entries without a time given one (fillHistoryTimes),
+// each history time after epoch set to epoch, and "created" clamped to
+// epoch or, when c has none, taken from the last history entry. History
+// entries equal to base's, from the first on, keep their times (BuildKit
+// leaves base image history alone). epoch nil skips the clamping.
 func encodeConfig(c Config, diffIDs []DiffID, epoch *time.Time, base *Config) ([]byte, error) {
 	c.History = append([]History(nil), c.History...)
 	dt, err := json.Marshal(c)
@@ -123,6 +123,7 @@ func encodeConfig(c Config, diffIDs []DiffID, epoch *time.Time, base *Config) ([
 	}
 	history := c.History
 	if epoch != nil {
+		fillHistoryTimes(history, epoch.Add(time.Second))
 		diverged := false
 		for i, h := range history {
 			if !diverged && base != nil && i < len(base.History) && reflect.DeepEqual(h, base.History[i]) {
@@ -158,4 +159,44 @@ func encodeConfig(c Config, diffIDs []DiffID, epoch *time.Time, base *Config) ([
 		return nil, fmt.Errorf("encoding config: %w", err)
 	}
 	return out, nil
+}
+
+// fillHistoryTimes gives each history entry without a time one, as
+// BuildKit's exporter does before it clamps them to the epoch
+// (normalizeLayersAndHistory): an entry with a layer gets the time the
+// layer was made, here layerTime (BuildKit's is the time its cache made
+// the layer, so always after the epoch, and then clamped to it); an empty
+// one gets the time of the first timed entry after the first untimed one,
+// or of the timed entry before it. A base image's entry given a time no
+// longer equals the base's, so it and every entry after it are clamped.
+func fillHistoryTimes(history []History, layerTime time.Time) {
+	for i, h := range history {
+		if !h.EmptyLayer && h.Created == nil {
+			t := layerTime
+			history[i].Created = &t
+		}
+	}
+	var created *time.Time
+	untimed := false
+	for _, h := range history {
+		if h.Created != nil {
+			created = h.Created
+			if untimed {
+				break
+			}
+		} else {
+			untimed = true
+		}
+	}
+	untimed = false
+	for i, h := range history {
+		if h.Created != nil {
+			if untimed {
+				created = h.Created
+			}
+		} else {
+			untimed = true
+			history[i].Created = created
+		}
+	}
 }
