@@ -30,6 +30,10 @@ type action struct {
 	// target stage): it is gzipped as it is made. Other layers are kept
 	// uncompressed, and gzipped only if some image exports them after all.
 	exported bool
+	// link says apply writes into nothing (COPY --link): it gets the
+	// empty dir as its lowers, and the layer is what it wrote, over the
+	// parent all the same.
+	link bool
 	// process is set by apply when it ran a process: how long it ran.
 	process time.Duration
 }
@@ -194,7 +198,11 @@ func resultLayer(res cache.Result) image.Layer {
 // as the new snapshot.
 func (ib *imageBuild) run1(ctx context.Context, a *action) (*layer, []byte, error) {
 	b := ib.b
-	lowers, err := b.lowerDirs(a.parent.layers)
+	base := a.parent.layers
+	if a.link {
+		base = nil
+	}
+	lowers, err := b.lowerDirs(base)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -210,7 +218,7 @@ func (ib *imageBuild) run1(ctx context.Context, a *action) (*layer, []byte, erro
 	if err := a.apply(ctx, lowers, upper, work, w); err != nil {
 		return nil, log.Bytes(), err
 	}
-	l, err := b.commitLayer(ctx, a.parent, upper, a.exported)
+	l, err := b.commitLayer(ctx, a.parent, base, upper, a.exported)
 	return l, log.Bytes(), err
 }
 
@@ -226,10 +234,11 @@ func (w *eventWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// commitLayer turns upper, the changes made over parent, into a layer blob
-// in the content store (gzipped if exported, else the tar) and a snapshot.
-func (b *Builder) commitLayer(ctx context.Context, parent *state, upper string, exported bool) (*layer, error) {
-	view, release, err := b.view(parent.layers)
+// commitLayer turns upper, the changes made over the layers base (parent's,
+// or none for a --link copy), into a layer blob in the content store
+// (gzipped if exported, else the tar) and the snapshot over parent.
+func (b *Builder) commitLayer(ctx context.Context, parent *state, base []layer, upper string, exported bool) (*layer, error) {
+	view, release, err := b.view(base)
 	if err != nil {
 		return nil, err
 	}

@@ -2,12 +2,11 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -45,6 +44,13 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 	for _, e := range step.Env {
 		in.add("env", e)
 	}
+	// Proxy variables (from build args) are appended to the environment,
+	// as BuildKit does; BuildKit keeps them out of its cache key, but a
+	// step can print them, so they are part of ours.
+	env := slices.Concat(step.Env, step.ProxyEnv)
+	for _, e := range step.ProxyEnv {
+		in.add("proxy-env", e)
+	}
 	in.add("workdir", step.Workdir)
 	in.add("user", step.User)
 	in.add("network", network.String())
@@ -53,7 +59,7 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 	a.apply = func(ctx context.Context, lowers []string, upper, work string, log io.Writer) error {
 		res, err := ib.b.runner.Run(ctx, sandbox.Spec{
 			Lower: lowers, Upper: upper, Work: work,
-			Args: step.Args, Env: step.Env, Cwd: step.Workdir, User: step.User,
+			Args: step.Args, Env: env, Cwd: step.Workdir, User: step.User,
 			Platform: step.Platform.String(), Network: network,
 			Stdout: log, Stderr: log,
 		})
@@ -71,17 +77,31 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 	return ib.do(ctx, a)
 }
 
-// copy is a COPY or ADD step, done with fileop on an overlay of the parent.
+// copy is a COPY or ADD step, done with fileop on an overlay of the parent
+// or, with --link, into nothing: BuildKit then copies onto scratch and
+// merges the result over the parent, so the layer holds what was copied
+// (and the directories made for it) whatever the parent has, and the
+// step's key leaves the parent out. --link with --chmod is an ordinary
+// copy, as in BuildKit.
 func (ib *imageBuild) copy(ctx context.Context, st *rules.Stage, i int, step *rules.Step, s *state) (*layer, error) {
+	link := step.Link && step.Chmod == ""
 	in := ib.stepInputs(step, s)
-	src, err := ib.copySource(step, in)
-	if err != nil {
-		return nil, err
+	if link {
+		in = ib.stepInputs(step, &state{})
+		in.add("link", "true")
 	}
 	op := fileop.Copy{
 		Dest: step.Dest, DestIsDir: step.DestIsDir,
 		Chmod: step.Chmod, Chown: step.Chown,
-		Add: step.Kind == rules.Add && step.Unpack,
+		Add:      step.Kind == rules.Add && step.Unpack,
+		Excludes: step.Excludes,
+	}
+	for _, e := range op.Excludes {
+		in.add("exclude", e)
+	}
+	src, err := ib.copySource(step, op.Excludes, in)
+	if err != nil {
+		return nil, err
 	}
 	for _, cs := range step.Sources {
 		if cs.Heredoc {
@@ -89,7 +109,7 @@ func (ib *imageBuild) copy(ctx context.Context, st *rules.Stage, i int, step *ru
 			in.addf("heredoc", "%s %s", cs.Name, contentHash([]byte(cs.Data)))
 			continue
 		}
-		op.Sources = append(op.Sources, src.rel(cs.Path))
+		op.Sources = append(op.Sources, src.source(cs))
 	}
 	in.add("dest", step.Dest)
 	in.addf("dest-is-dir", "%v", step.DestIsDir)
@@ -97,7 +117,7 @@ func (ib *imageBuild) copy(ctx context.Context, st *rules.Stage, i int, step *ru
 	in.add("chown", step.Chown)
 	in.addf("unpack", "%v", op.Add)
 	return ib.do(ctx, &action{
-		name: ib.actionName(st, i), label: describe(st, step), in: in, parent: s, exported: ib.exports(st),
+		name: ib.actionName(st, i), label: describe(st, step), in: in, parent: s, exported: ib.exports(st), link: link,
 		apply: func(ctx context.Context, lowers []string, upper, work string, _ io.Writer) error {
 			root, release, err := src.open()
 			if err != nil {
@@ -127,6 +147,15 @@ func (c *copySource) rel(p string) string {
 	return strings.TrimPrefix(p, c.prefix)
 }
 
+// source is the fileop source of cs, its paths relative to the root.
+func (c *copySource) source(cs rules.CopySource) fileop.Source {
+	s := fileop.Source{Path: c.rel(cs.Path), Include: cs.Include}
+	for _, r := range cs.Required {
+		s.Required = append(s.Required, "/"+c.rel(r))
+	}
+	return s
+}
+
 // open returns the source root directory and a function releasing it.
 func (c *copySource) open() (string, func(), error) {
 	if c.root != "" {
@@ -135,8 +164,9 @@ func (c *copySource) open() (string, func(), error) {
 	return c.b.view(c.state)
 }
 
-// copySource resolves a step's --from and adds its content to in.
-func (ib *imageBuild) copySource(step *rules.Step, in *inputs) (*copySource, error) {
+// copySource resolves a step's --from and adds its content, what the copy
+// reads of it with the --exclude patterns excludes, to in.
+func (ib *imageBuild) copySource(step *rules.Step, excludes []string, in *inputs) (*copySource, error) {
 	pkg := ib.ip.Image.Package
 	fetch := filepath.Join(ib.b.fetchDir, pkg.Stage, pkg.Name)
 	src := &copySource{b: ib.b.Builder}
@@ -170,8 +200,14 @@ func (ib *imageBuild) copySource(step *rules.Step, in *inputs) (*copySource, err
 			continue
 		}
 		in.add("source", cs.Path)
+		for _, p := range cs.Include {
+			in.add("include", p)
+		}
+		for _, p := range cs.Required {
+			in.add("required", p)
+		}
 		if src.root != "" {
-			files, err := sourceFiles(src.root, src.rel(cs.Path))
+			files, err := sourceFiles(src.root, src.source(cs), excludes)
 			if err != nil {
 				return nil, err
 			}
@@ -262,57 +298,39 @@ func mkdirAll(p string, owner *fileop.Owner) error {
 	return os.Chtimes(p, epoch, epoch)
 }
 
-// sourceFiles describes what a source pattern names under root, as the
-// copy resolves it (fileop.ResolveSource), one line per file: path as the
-// copy names it, type and permission bits, size, and the hash of the
-// content or link target; never the mtime or owner. A source that is a
-// symlink is described by what it points to, which is what is copied.
-// A missing source gives no line (the copy itself reports it when that is
-// an error).
-func sourceFiles(root, pattern string) ([]string, error) {
-	matches, err := fileop.ResolveSource(root, pattern)
-	if err != nil {
-		// The copy resolves the pattern the same way and fails with this
-		// error; no result is cached under the key.
-		return nil, nil
-	}
+// sourceFiles describes what the copy of src under root with the
+// --exclude patterns excludes reads (fileop.Walk), one line per entry:
+// path as the copy names it, type and permission bits, size, and the hash
+// of the content or link target; never the mtime or owner. A source that
+// is a symlink is described by what it points to, which is what is
+// copied. A missing source gives no line (the copy itself reports it when
+// that is an error).
+func sourceFiles(root string, src fileop.Source, excludes []string) ([]string, error) {
 	var lines []string
-	for _, m := range matches {
-		if _, err := os.Lstat(m.Path); errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			continue
+	err := fileop.Walk(root, src, excludes, func(e fileop.Entry) error {
+		name := strings.TrimPrefix(e.Name, "/")
+		if name == "" {
+			name = "." // the source root itself
 		}
-		err := filepath.WalkDir(m.Path, func(p string, d os.DirEntry, err error) error {
+		var sum string
+		switch fi := e.Info; {
+		case fi.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(e.Path)
 			if err != nil {
 				return err
 			}
-			fi, err := d.Info()
-			if err != nil {
+			sum = contentHash([]byte(target))
+		case fi.Mode().IsRegular():
+			var err error
+			if sum, err = fileHash(e.Path); err != nil {
 				return err
 			}
-			inside, _ := filepath.Rel(m.Path, p)
-			name := strings.TrimPrefix(path.Join(m.Name, filepath.ToSlash(inside)), "/")
-			if name == "" {
-				name = "." // the source root itself
-			}
-			var sum string
-			switch {
-			case fi.Mode()&os.ModeSymlink != 0:
-				target, err := os.Readlink(p)
-				if err != nil {
-					return err
-				}
-				sum = contentHash([]byte(target))
-			case fi.Mode().IsRegular():
-				if sum, err = fileHash(p); err != nil {
-					return err
-				}
-			}
-			lines = append(lines, fmt.Sprintf("%q %v %d %s", name, fi.Mode(), fi.Size(), sum))
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("hashing source %s: %w", pattern, err)
 		}
+		lines = append(lines, fmt.Sprintf("%q %v %d %s", name, e.Info.Mode(), e.Info.Size(), sum))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hashing source %s: %w", src.Path, err)
 	}
 	return lines, nil
 }

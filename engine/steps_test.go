@@ -114,14 +114,29 @@ func TestSourceFilesDescribeWhatIsCopied(t *testing.T) {
 		}
 	}
 
+	type source struct {
+		src      fileop.Source
+		excludes []string
+	}
+	var sources []source
 	for _, pattern := range []string{"/b", "/b/x", "/w*.txt", "/sub/*/f.txt", "/c", "/.", "/[ab]", "/missing*"} {
-		t.Run(pattern, func(t *testing.T) {
-			lines, err := sourceFiles(root, pattern)
+		sources = append(sources, source{src: fileop.Source{Path: pattern}})
+	}
+	sources = append(sources,
+		source{fileop.Source{Path: "/sub"}, []string{"*/f.txt"}},                          // --exclude
+		source{fileop.Source{Path: "/."}, []string{"sub", "!sub/other", "*.txt"}},         // a "!" pattern
+		source{fileop.Source{Path: "/", Include: []string{"sub/deep/f.txt"}}, nil},        // --parents
+		source{fileop.Source{Path: "/", Include: []string{"w*.txt"}}, []string{"w2.txt"}}, // both
+		source{fileop.Source{Path: "/b", Include: []string{"*"}}, []string{"y", "self"}},  // through a symlink
+	)
+	for _, s := range sources {
+		t.Run(fmt.Sprintf("%s %v %v", s.src.Path, s.src.Include, s.excludes), func(t *testing.T) {
+			lines, err := sourceFiles(root, s.src, s.excludes)
 			if err != nil {
 				t.Fatal(err)
 			}
 			dest := t.TempDir()
-			op := fileop.Copy{SrcRoot: root, Local: true, Sources: []string{pattern}, Dest: "/out/"}
+			op := fileop.Copy{SrcRoot: root, Local: true, Sources: []fileop.Source{s.src}, Excludes: s.excludes, Dest: "/out/"}
 			if err := fileop.Apply(context.Background(), dest, op); err != nil {
 				t.Fatal(err)
 			}
@@ -131,10 +146,18 @@ func TestSourceFilesDescribeWhatIsCopied(t *testing.T) {
 		})
 	}
 
+	t.Run("edit of an excluded file", func(t *testing.T) {
+		before, _ := sourceFiles(root, fileop.Source{Path: "/sub"}, []string{"deep"})
+		os.WriteFile(filepath.Join(root, "sub", "deep", "f.txt"), []byte("edited"), 0o644)
+		after, _ := sourceFiles(root, fileop.Source{Path: "/sub"}, []string{"deep"})
+		if !cmp.Equal(before, after) {
+			t.Errorf("editing an excluded file changed the key lines:\n%s", strings.Join(after, "\n"))
+		}
+	})
 	t.Run("edit behind a symlink", func(t *testing.T) {
-		before, _ := sourceFiles(root, "/b")
+		before, _ := sourceFiles(root, fileop.Source{Path: "/b"}, nil)
 		os.WriteFile(filepath.Join(root, "a", "x"), []byte("edited"), 0o644)
-		after, _ := sourceFiles(root, "/b")
+		after, _ := sourceFiles(root, fileop.Source{Path: "/b"}, nil)
 		if cmp.Equal(before, after) {
 			t.Errorf("editing a/x left the key lines of COPY /b unchanged:\n%s", strings.Join(after, "\n"))
 		}

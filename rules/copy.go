@@ -144,6 +144,18 @@ func symbolicMode(s string) bool {
 	}
 }
 
+// ownerName returns the first part of a --chown value ("user" or
+// "user:group") that BuildKit looks up by name: not empty, "root" or a
+// number.
+func ownerName(chown string) string {
+	for _, part := range strings.SplitN(chown, ":", 2) {
+		if _, err := strconv.ParseInt(part, 10, 32); err != nil && part != "" && part != "root" {
+			return part
+		}
+	}
+	return ""
+}
+
 func isURL(src string) bool {
 	return strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://") || strings.HasPrefix(src, "git@")
 }
@@ -190,6 +202,11 @@ func (ev *evaluator) copy(s *stageState, in *Instruction, c *copyCmd) (*Step, er
 		if err := checkChmod(step.Chmod); err != nil {
 			return nil, ev.f.errorf(in.Pos, "%v", err)
 		}
+	}
+	if name := ownerName(step.Chown); step.Link && step.Chmod == "" && name != "" {
+		// --link copies onto an empty file system, which has no users:
+		// BuildKit fails ("invalid user index: -1").
+		return nil, ev.f.errorf(in.Pos, "--chown=%s with --link: %q is a name, and --link copies onto nothing, where no name can be looked up; use numeric ids", step.Chown, name)
 	}
 	if step.Checksum != "" {
 		switch {

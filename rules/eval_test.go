@@ -296,6 +296,8 @@ func TestEvaluateErrors(t *testing.T) {
 		{name: "required variable", src: "FROM scratch\nWORKDIR ${DIR:?set DIR}\n", want: `Containerfile:2:1: failed to process "${DIR:?set DIR}": DIR: set DIR`},
 		{name: "bad chmod", src: "FROM scratch\nCOPY --chmod=999 a b\n", want: "Containerfile:2:1: invalid chmod parameter: '999'. it should be octal string and between 0 and 07777"},
 		{name: "bad signal", src: "FROM scratch\nSTOPSIGNAL SIGFOO\n", want: "Containerfile:2:1: invalid signal: SIGFOO"},
+		{name: "link with a user name", src: "FROM scratch\nCOPY --link --chown=1:staff a b\n",
+			want: `Containerfile:2:1: --chown=1:staff with --link: "staff" is a name, and --link copies onto nothing, where no name can be looked up; use numeric ids`},
 		{name: "url source", src: "FROM scratch\nADD https://example.org/x.tgz /\n", want: "Containerfile:2:1: https://example.org/x.tgz: remote sources are not supported"},
 		{name: "image config error", src: "FROM stagex/missing\n", want: "Containerfile:1:1: stagex/missing: not built",
 			opt: EvalOptions{ImageConfig: func(string, Platform) (ImageConfig, error) { return ImageConfig{}, fmt.Errorf("not built") }}},

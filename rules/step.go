@@ -182,11 +182,19 @@ func (s *Step) String() string {
 		if s.Parents {
 			b.WriteString(" --parents")
 		}
+		for _, e := range s.Excludes {
+			b.WriteString(" --exclude=" + shellQuote(e))
+		}
 		for _, src := range s.Sources {
 			b.WriteByte(' ')
-			if src.Heredoc {
+			switch {
+			case src.Heredoc:
 				b.WriteString("<<" + src.Name)
-			} else {
+			case len(src.Include) > 0 && src.Path == "/":
+				b.WriteString(shellQuote("/" + src.Include[0]))
+			case len(src.Include) > 0:
+				b.WriteString(shellQuote(src.Path + "/./" + src.Include[0]))
+			default:
 				b.WriteString(shellQuote(src.Path))
 			}
 		}

@@ -145,7 +145,7 @@ func TestAddExtractsByContent(t *testing.T) {
 		}
 	}
 	add := func(src string) fileop.Copy {
-		return fileop.Copy{Local: true, Add: true, Sources: []string{src}, Dest: "/src/"}
+		return fileop.Copy{Local: true, Add: true, Sources: fileop.Sources(src), Dest: "/src/"}
 	}
 	runCopyCases(t, []copyCase{
 		{name: "plain tar", setup: withFile("x.tar", hello(t)), op: add("x.tar"), want: want},
@@ -173,7 +173,7 @@ func TestAddExtractsByContent(t *testing.T) {
 		{
 			name:  "archive to a plain path is extracted into that directory",
 			setup: withFile("x.tar", hello(t)),
-			op:    fileop.Copy{Local: true, Add: true, Sources: []string{"x.tar"}, Dest: "/src"},
+			op:    fileop.Copy{Local: true, Add: true, Sources: fileop.Sources("x.tar"), Dest: "/src"},
 			want:  want,
 		},
 		{
@@ -198,7 +198,7 @@ func TestAddExtractsByContent(t *testing.T) {
 		{
 			name:  "COPY never extracts",
 			setup: withFile("x.tar", hello(t)),
-			op:    fileop.Copy{Local: true, Sources: []string{"x.tar"}, Dest: "/src/"},
+			op:    fileop.Copy{Local: true, Sources: fileop.Sources("x.tar"), Dest: "/src/"},
 			want:  []ft.Entry{wd("src", "0755"), wf("src/x.tar", "0644", string(hello(t)))},
 		},
 	})
@@ -225,7 +225,7 @@ func TestAddEntrySemantics(t *testing.T) {
 	s := newSandbox(t)
 	setup(t, s.src, s.dest)
 	err := fileop.Apply(context.Background(), s.dest, fileop.Copy{
-		SrcRoot: s.src, Local: true, Add: true, Sources: []string{"pkg.tar"}, Dest: "/usr/src", Chmod: "600",
+		SrcRoot: s.src, Local: true, Add: true, Sources: fileop.Sources("pkg.tar"), Dest: "/usr/src", Chmod: "600",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -268,7 +268,7 @@ func TestAddChown(t *testing.T) {
 		setup: func(t *testing.T, srcRoot, _ string) {
 			os.WriteFile(filepath.Join(srcRoot, "a.tar"), archive, 0o644)
 		},
-		op: fileop.Copy{Local: true, Add: true, Sources: []string{"a.tar"}, Dest: "/out/", Chown: "7:8"},
+		op: fileop.Copy{Local: true, Add: true, Sources: fileop.Sources("a.tar"), Dest: "/out/", Chown: "7:8"},
 		want: []ft.Entry{
 			wd("out", "0755").Owned(7, 8), wd("out/d", "0755").Owned(7, 8), wf("out/d/f", "0644", "f").Owned(7, 8),
 			wd("out/implied", "0755"), wf("out/implied/g", "0600", "g").Owned(7, 8),
@@ -323,7 +323,7 @@ func TestAddStaysInside(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := fileop.Apply(context.Background(), s.dest, fileop.Copy{
-				SrcRoot: s.src, Add: true, Sources: []string{"a.tar"}, Dest: "/link/out/",
+				SrcRoot: s.src, Add: true, Sources: fileop.Sources("a.tar"), Dest: "/link/out/",
 			})
 			if want[name] == nil {
 				if err == nil {

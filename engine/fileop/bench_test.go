@@ -36,7 +36,7 @@ func BenchmarkCopyTree(b *testing.B) {
 			b.Fatal(err)
 		}
 		err := fileop.Apply(context.Background(), dest, fileop.Copy{
-			SrcRoot: src, Local: true, Sources: []string{"tree"}, Dest: "/usr/share/",
+			SrcRoot: src, Local: true, Sources: fileop.Sources("tree"), Dest: "/usr/share/",
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -24,10 +24,24 @@ type copier struct {
 	// as owned by 0:0 and their atime equals their mtime.
 	local  bool
 	inodes map[uint64]string
+	// sel says what below the match is copied (--parents, --exclude);
+	// name is the match's name, for required.
+	sel      *selector
+	name     string
+	required *required
+	// parents are the directories being copied, outermost first; one
+	// left out by sel is created once an entry in it is copied.
+	parents []parentDir
 }
 
-func (a *applier) newCopier(local bool) *copier {
-	return &copier{a: a, local: local, inodes: map[uint64]string{}}
+// parentDir is a source directory being copied and where it goes.
+type parentDir struct {
+	src, dst string
+	copied   bool
+}
+
+func (a *applier) newCopier(local bool, sel *selector, name string, req *required) *copier {
+	return &copier{a: a, local: local, inodes: map[uint64]string{}, sel: sel, name: name, required: req}
 }
 
 // rel names p (inside destRoot) for error messages.
@@ -79,7 +93,7 @@ func (c *copier) copyTop(ctx context.Context, src, name string) error {
 	if err := a.mkdirAll(target, a.chmod.dirPerm()); err != nil {
 		return err
 	}
-	return c.copy(ctx, src, dst, false)
+	return c.copy(ctx, src, "", dst, false, matchInfo{})
 }
 
 // mkdirAll creates p and its missing parents (p is resolved, inside
@@ -118,10 +132,12 @@ func (a *applier) mkdirAll(p string, perm fs.FileMode) error {
 	return nil
 }
 
-// copy copies src to target. overwrite is false for the top of the tree:
-// an existing target directory then keeps its metadata (only its times are
-// set from the source), as fsutil does.
-func (c *copier) copy(ctx context.Context, src, target string, overwrite bool) error {
+// copy copies src, at rel below the match ("" for the match itself), to
+// target, if the selector selects it (a directory is read either way).
+// overwrite is false for the top of the tree: an existing target
+// directory then keeps its metadata (only its times are set from the
+// source), as fsutil does.
+func (c *copier) copy(ctx context.Context, src, rel, target string, overwrite bool, parent matchInfo) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -133,15 +149,28 @@ func (c *copier) copy(ctx context.Context, src, target string, overwrite bool) e
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	include, info, err := c.sel.selects(rel, parent)
+	if err != nil {
+		return err
+	}
+	if include {
+		c.required.see(path.Join(c.name, filepath.ToSlash(rel)))
+		if err := c.createParents(overwrite); err != nil {
+			return err
+		}
+	}
 	if !fi.IsDir() {
+		if !include {
+			return nil
+		}
 		if err := c.ensureEmptyFileTarget(target, targetFi); err != nil {
 			return err
 		}
 	}
-	copyInfo, restoreTimes := true, false
+	copyInfo, restoreTimes := include, false
 	switch m := fi.Mode(); {
 	case m.IsDir():
-		created, err := c.copyDir(ctx, src, target, fi, overwrite)
+		created, err := c.copyDir(ctx, src, rel, target, fi, overwrite, include, info)
 		if err != nil {
 			return err
 		}
@@ -190,17 +219,42 @@ func (c *copier) ensureEmptyFileTarget(target string, fi fs.FileInfo) error {
 	return os.Remove(target)
 }
 
-// copyDir creates dst (reporting whether it did) or checks it is a
-// directory, then copies src's entries in name order.
-func (c *copier) copyDir(ctx context.Context, src, dst string, fi fs.FileInfo, overwrite bool) (bool, error) {
+// copyDir creates dst when include is set (reporting whether it did) or
+// checks it is a directory, then copies src's entries in name order. A
+// directory not included is created only once an entry in it is
+// (createParents).
+func (c *copier) copyDir(ctx context.Context, src, rel, dst string, fi fs.FileInfo, overwrite, include bool, info matchInfo) (bool, error) {
 	created := false
+	if include {
+		var err error
+		if created, err = c.copyDirOnly(dst, fi, overwrite); err != nil {
+			return false, err
+		}
+	}
+	c.parents = append(c.parents, parentDir{src: src, dst: dst, copied: include})
+	defer func() { c.parents = c.parents[:len(c.parents)-1] }()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if err := c.copy(ctx, filepath.Join(src, e.Name()), filepath.Join(rel, e.Name()), filepath.Join(dst, e.Name()), true, info); err != nil {
+			return false, err
+		}
+	}
+	return created, nil
+}
+
+// copyDirOnly creates the directory dst with fi's mode, reporting whether
+// it did; an existing directory gets fi's mode when overwrite is set.
+func (c *copier) copyDirOnly(dst string, fi fs.FileInfo, overwrite bool) (bool, error) {
 	st, err := os.Lstat(dst)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := os.Mkdir(dst, fi.Mode()); err != nil {
 			return false, err
 		}
-		created = true
+		return true, nil
 	case err != nil:
 		return false, err
 	case !st.IsDir():
@@ -210,16 +264,37 @@ func (c *copier) copyDir(ctx context.Context, src, dst string, fi fs.FileInfo, o
 			return false, err
 		}
 	}
-	entries, err := os.ReadDir(src)
-	if err != nil {
-		return false, err
-	}
-	for _, e := range entries {
-		if err := c.copy(ctx, filepath.Join(src, e.Name()), filepath.Join(dst, e.Name()), true); err != nil {
-			return false, err
+	return false, nil
+}
+
+// createParents creates the directories being copied that were left out
+// (an entry in them is now copied), each as its source directory is, as
+// fsutil's createParentDirs does.
+func (c *copier) createParents(overwrite bool) error {
+	for i, p := range c.parents {
+		if p.copied {
+			continue
 		}
+		fi, err := os.Stat(p.src)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", p.src)
+		}
+		created, err := c.copyDirOnly(p.dst, fi, overwrite)
+		if err != nil {
+			return err
+		}
+		if created {
+			if err := c.copyFileInfo(fi, p.dst); err != nil {
+				return err
+			}
+			c.copyXattrs(p.src, p.dst)
+		}
+		c.parents[i].copied = true
 	}
-	return created, nil
+	return nil
 }
 
 // copyRegular hard-links target to an earlier copy of the same inode, or

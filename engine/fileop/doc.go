@@ -43,6 +43,18 @@
 // before the wildcard is (`lstat /dir: no such file or directory`). A
 // source without wildcards that does not exist is ErrNotFound.
 //
+// --exclude and --parents. Entries below a match (never the match
+// itself, so not the files a wildcard names) are selected as fsutil's
+// copier selects them, with moby/patternmatcher: the path relative to the
+// match is matched against --parents' include pattern (when there is one)
+// and the --exclude patterns; a directory's result carries to what it
+// holds unless a later "!" pattern says otherwise. A directory that is
+// left out is still read, and created (as its source directory is) once
+// something in it is copied. --parents copies "DIR/./PATTERN" as DIR with
+// PATTERN included (DIR is the root without "/./"), so the path under DIR
+// is kept; a PATTERN without wildcards must be found, or the copy fails
+// with ErrNotFound. Walk lists what a copy reads, for action keys.
+//
 // Metadata. Each copied entry keeps its source's mode (set-id and sticky
 // bits included), uid/gid (0:0 for local sources), atime and mtime (to
 // the nanosecond; the engine's rewrite-timestamp clamps later) and xattrs

@@ -35,8 +35,12 @@ type Copy struct {
 	// leave it). They may hold wildcards (*, ?, [...], \ escapes), which
 	// match names with filepath.Match, component by component. A wildcard
 	// matching nothing copies nothing and is not an error; a path without
-	// wildcards that does not exist is ErrNotFound.
-	Sources []string
+	// wildcards that does not exist is ErrNotFound. With --parents a
+	// source says what of its matches is copied (Source.Include).
+	Sources []Source
+	// Excludes are the --exclude patterns: an entry below a match (not
+	// the match itself) that matches one is not copied (see selector).
+	Excludes []string
 	// Heredocs are inline sources, copied after Sources.
 	Heredocs []Heredoc
 	// Dest is the absolute destination path inside the destination root,
@@ -143,8 +147,8 @@ func (a *applier) cleanDest() string {
 // not exist. BuildKit finds this while computing the step's cache key,
 // before copying anything.
 func (a *applier) checkSources() error {
-	for _, pattern := range a.op.Sources {
-		src := path.Join("/", pattern)
+	for _, s := range a.op.Sources {
+		src := path.Join("/", s.Path)
 		if containsWildcards(src) {
 			continue
 		}
@@ -162,12 +166,18 @@ func (a *applier) checkSources() error {
 	return nil
 }
 
-// copySource copies (or, for ADD, maybe extracts) one source pattern.
-func (a *applier) copySource(ctx context.Context, pattern string) error {
-	matches, err := ResolveSource(a.srcRoot, pattern)
+// copySource copies (or, for ADD, maybe extracts) one source, then checks
+// that what --parents requires was copied.
+func (a *applier) copySource(ctx context.Context, src Source) error {
+	sel, err := newSelector(src.Include, a.op.Excludes)
 	if err != nil {
 		return err
 	}
+	matches, err := ResolveSource(a.srcRoot, src.Path)
+	if err != nil {
+		return err
+	}
+	req := &required{paths: src.Required, found: make([]bool, len(src.Required))}
 	for _, m := range matches {
 		if a.op.Add {
 			ok, err := a.unpack(ctx, m.Path)
@@ -178,12 +188,12 @@ func (a *applier) copySource(ctx context.Context, pattern string) error {
 				continue
 			}
 		}
-		c := a.newCopier(a.op.Local)
+		c := a.newCopier(a.op.Local, sel, m.Name, req)
 		if err := c.copyTop(ctx, m.Path, path.Base(m.Name)); err != nil {
 			return err
 		}
 	}
-	return nil
+	return req.check()
 }
 
 // copyHeredoc writes h to a scratch directory, as BuildKit's Mkfile does,
@@ -211,7 +221,8 @@ func (a *applier) copyHeredoc(ctx context.Context, h Heredoc) error {
 	if err := os.Chtimes(p, mt, mt); err != nil {
 		return err
 	}
-	// The scratch file belongs to BuildKit's root: treat it as 0:0.
-	c := a.newCopier(true)
+	// The scratch file belongs to BuildKit's root: treat it as 0:0. The
+	// --exclude patterns apply to it too, but never to a source itself.
+	c := a.newCopier(true, &selector{}, "/"+h.Name, &required{})
 	return c.copyTop(ctx, p, h.Name)
 }

@@ -117,7 +117,7 @@ type oracleStep struct {
 }
 
 func cp(srcs []string, dest string) fileop.Copy {
-	return fileop.Copy{Local: true, Sources: srcs, Dest: dest}
+	return fileop.Copy{Local: true, Sources: fileop.Sources(srcs...), Dest: dest}
 }
 
 type oracleStage struct {
@@ -204,8 +204,8 @@ func oracleStages() []oracleStage {
 			{"ADD --chown=6 pkg.tar /", with(add("pkg.tar", "/"), func(c *fileop.Copy) { c.Chown = "6" })},
 		}},
 		{name: "c10", from: "c5", steps: []oracleStep{
-			{"COPY --from=c5 /c /copied", fileop.Copy{Sources: []string{"/c"}, Dest: "/copied"}},
-			{"COPY --from=c5 /out/ /o2/", fileop.Copy{Sources: []string{"/out/"}, Dest: "/o2/"}},
+			{"COPY --from=c5 /c /copied", fileop.Copy{Sources: fileop.Sources("/c"), Dest: "/copied"}},
+			{"COPY --from=c5 /out/ /o2/", fileop.Copy{Sources: fileop.Sources("/out/"), Dest: "/o2/"}},
 		}},
 	}
 }
