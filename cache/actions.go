@@ -24,6 +24,8 @@ import (
 //	explain/
 //	  <action name> -> Record as JSON: the key and labelled inputs of the
 //	                   last run of that action, for --explain
+//	files/
+//	  <absolute path> -> a file's identity and SHA-256, binary (FileHashes)
 //
 // An unknown schema version is not migrated: the file is removed and
 // recreated, since every entry can be rebuilt (ninja's build log does the
@@ -312,7 +314,7 @@ func (a *Actions) open() (*bolt.DB, error) {
 		if m := tx.Bucket(bucketMeta); m != nil {
 			version = append(version, m.Get(keyVersion)...)
 		}
-		for _, b := range [][]byte{bucketMeta, bucketResults, bucketExplain} {
+		for _, b := range [][]byte{bucketMeta, bucketResults, bucketExplain, bucketFiles} {
 			ready = ready && tx.Bucket(b) != nil
 		}
 		return nil
@@ -328,7 +330,7 @@ func (a *Actions) open() (*bolt.DB, error) {
 		return db, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketResults, bucketExplain} {
+		for _, b := range [][]byte{bucketMeta, bucketResults, bucketExplain, bucketFiles} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

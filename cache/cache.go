@@ -7,15 +7,16 @@ import (
 )
 
 // Cache is a cache directory opened whole: its action cache, content
-// store, snapshots and imported images. It holds the directory's lock
-// (the action cache's) from Open to Close, so that no two processes build
-// on, or collect, one cache at once.
+// store, snapshots, imported images and the hashes of files it read. It
+// holds the directory's lock (the action cache's) from Open to Close, so
+// that no two processes build on, or collect, one cache at once.
 type Cache struct {
 	Dir       string
 	Actions   *Actions
 	Store     *ContentStore
 	Snapshots *Snapshots
 	Images    *Images
+	Files     *FileHashes
 }
 
 // Open opens the cache in dir, creating what is missing. It takes the lock
@@ -26,7 +27,7 @@ func Open(dir string, opts ...OpenOption) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{Dir: dir, Actions: a, Images: OpenImages(dir)}
+	c := &Cache{Dir: dir, Actions: a, Images: OpenImages(dir), Files: newFileHashes(a.db)}
 	if c.Store, err = OpenContentStore(filepath.Join(dir, "content")); err == nil {
 		c.Snapshots, err = OpenSnapshots(c.SnapshotDir())
 	}
@@ -39,9 +40,10 @@ func Open(dir string, opts ...OpenOption) (*Cache, error) {
 // SnapshotDir is the directory of the snapshot store.
 func (c *Cache) SnapshotDir() string { return filepath.Join(c.Dir, "snapshots") }
 
-// Close writes what the action cache has pending and releases the lock.
+// Close writes what the action cache and the file hashes have pending and
+// releases the lock.
 func (c *Cache) Close() error {
-	if err := c.Actions.Close(); err != nil {
+	if err := errors.Join(c.Files.flush(), c.Actions.Close()); err != nil {
 		return fmt.Errorf("closing cache %s: %w", c.Dir, err)
 	}
 	return nil

@@ -2,7 +2,8 @@
 // directory (--cache-dir, default $XDG_CACHE_HOME/sxmake):
 //
 //	content/     the content store: blobs (layers, logs) by SHA-256
-//	actions.db   the action cache (bbolt): results by action key
+//	actions.db   the action cache (bbolt): results by action key, and the
+//	             hashes of files outside the cache (FileHashes)
 //	snapshots/   unpacked layers, one directory per chain ID
 //	images/      imported images (sxmake import): <name>.json each (Images)
 //
@@ -20,6 +21,9 @@
 //   - chain ID: the identity of a stack of layers by content (ChainID).
 //   - snapshot: the unpacked form of a stack's top layer, in overlayfs
 //     upper-dir form, usable as an overlay lower dir.
+//   - file hash: the SHA-256 of a file of a tree (a fetched source, a
+//     context file), kept with the file's identity on disk (FileHashes), so
+//     that a build reads only the files that changed since.
 //   - remote: a cache shared between machines (Source, Sink; remote.go):
 //     a directory, a Bazel HTTP cache or an OCI registry. Nothing read
 //     from one is used before it verifies (Pull).

@@ -166,11 +166,15 @@ type GCReport struct {
 // blob no result ever named (nor an imported image, nor Keep) goes too
 // when older than MaxAge or while the store is over MaxBytes, oldest
 // first. Results go before their blobs, so a process killed meanwhile
-// leaves at worst blobs without results, never the reverse.
+// leaves at worst blobs without results, never the reverse. The hashes
+// of files that are gone or changed go too.
 func Collect(a *Actions, s *ContentStore, im *Images, snapDir string, opts GCOptions) (GCReport, error) {
 	var rep GCReport
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
+	}
+	if err := newFileHashes(a.db).prune(); err != nil {
+		return rep, err
 	}
 	u, err := scan(a, s, im)
 	if err != nil {

@@ -22,7 +22,10 @@ type Runner interface {
 	Run(ctx context.Context, spec sandbox.Spec) (sandbox.Result, error)
 }
 
-var _ Runner = (*sandbox.Sandbox)(nil)
+var (
+	_ Runner          = (*sandbox.Sandbox)(nil)
+	_ packages.Hasher = (*cache.FileHashes)(nil)
+)
 
 // epoch is StageX's SOURCE_DATE_EPOCH, the time its builds are pinned to.
 var epoch = time.Unix(packages.SourceDateEpoch, 0).UTC()
@@ -43,6 +46,7 @@ type Builder struct {
 	actions  *cache.Actions
 	snaps    *cache.Snapshots
 	imports  *Imports // images imported into the cache (external.go)
+	hashes   *cache.FileHashes
 	fetchDir string
 
 	jobs      int
@@ -97,6 +101,7 @@ func NewBuilder(tree *packages.Tree, c *cache.Cache, runner Runner, opts ...Opti
 		actions:  c.Actions,
 		snaps:    c.Snapshots,
 		imports:  NewImports(c),
+		hashes:   c.Files,
 		fetchDir: filepath.Join(tree.Root, "fetch"),
 		jobs:     runtime.NumCPU(),
 		network:  map[string]bool{},

@@ -17,6 +17,7 @@ type fetchConfig struct {
 	offline bool
 	jobs    int
 	done    func(pkg *packages.Package, err error)
+	hashes  packages.Hasher
 }
 
 // Offline makes Fetch only check that every source is present and right.
@@ -24,6 +25,11 @@ func Offline() FetchOption { return func(c *fetchConfig) { c.offline = true } }
 
 // WithFetchJobs downloads for at most n packages at once (default 4).
 func WithFetchJobs(n int) FetchOption { return func(c *fetchConfig) { c.jobs = n } }
+
+// WithHashes verifies sources present with the file hashes of an opened
+// cache (cache.Cache.Files): a source unchanged since it was last
+// verified is not read again.
+func WithHashes(h packages.Hasher) FetchOption { return func(c *fetchConfig) { c.hashes = h } }
 
 // WithFetchDone calls fn as each package's sources are fetched (or fail).
 func WithFetchDone(fn func(pkg *packages.Package, err error)) FetchOption {
@@ -55,7 +61,7 @@ func Fetch(ctx context.Context, tree *packages.Tree, pkgs []*packages.Package, o
 	for _, o := range opts {
 		o(&cfg)
 	}
-	fo := packages.FetchOptions{Client: fetchClient(), TryTimeout: 10 * time.Minute, Offline: cfg.offline}
+	fo := packages.FetchOptions{Client: fetchClient(), TryTimeout: 10 * time.Minute, Offline: cfg.offline, Hashes: cfg.hashes}
 	errs := make([]error, len(pkgs))
 	sem := make(chan struct{}, max(cfg.jobs, 1))
 	var wg sync.WaitGroup

@@ -13,6 +13,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/zeebo/blake3"
 
+	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine/fileop"
 	"github.com/stagex/sxmake/rules"
 	"github.com/stagex/sxmake/sandbox"
@@ -207,7 +208,7 @@ func (ib *imageBuild) copySource(step *rules.Step, excludes []string, in *inputs
 			in.add("required", p)
 		}
 		if src.root != "" {
-			files, err := sourceFiles(src.root, src.source(cs), excludes)
+			files, err := sourceFiles(src.root, src.source(cs), excludes, ib.b.hashes)
 			if err != nil {
 				return nil, err
 			}
@@ -301,11 +302,13 @@ func mkdirAll(p string, owner *fileop.Owner) error {
 // sourceFiles describes what the copy of src under root with the
 // --exclude patterns excludes reads (fileop.Walk), one line per entry:
 // path as the copy names it, type and permission bits, size, and the hash
-// of the content or link target; never the mtime or owner. A source that
-// is a symlink is described by what it points to, which is what is
-// copied. A missing source gives no line (the copy itself reports it when
-// that is an error).
-func sourceFiles(root string, src fileop.Source, excludes []string) ([]string, error) {
+// of the content (SHA-256, from hashes: a file unchanged since it was last
+// hashed is not read) or of the link target; never the mtime or owner. A
+// source that is a symlink is described by what it points to, which is
+// what is copied. A missing source gives no line (the copy itself reports
+// it when that is an error). A fetched source is described by the sha256
+// package.toml pins, as the fetch verified it.
+func sourceFiles(root string, src fileop.Source, excludes []string, hashes *cache.FileHashes) ([]string, error) {
 	var lines []string
 	err := fileop.Walk(root, src, excludes, func(e fileop.Entry) error {
 		name := strings.TrimPrefix(e.Name, "/")
@@ -322,7 +325,7 @@ func sourceFiles(root string, src fileop.Source, excludes []string) ([]string, e
 			sum = contentHash([]byte(target))
 		case fi.Mode().IsRegular():
 			var err error
-			if sum, err = fileHash(e.Path); err != nil {
+			if sum, err = hashes.SHA256(e.Path); err != nil {
 				return err
 			}
 		}
@@ -333,20 +336,6 @@ func sourceFiles(root string, src fileop.Source, excludes []string) ([]string, e
 		return nil, fmt.Errorf("hashing source %s: %w", src.Path, err)
 	}
 	return lines, nil
-}
-
-// fileHash is the BLAKE3 hash of a file's content in hex.
-func fileHash(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := blake3.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%x", h.Sum(nil)), nil
 }
 
 // contentHash is the BLAKE3 hash of data in hex.

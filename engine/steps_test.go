@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine/fileop"
 	"github.com/stagex/sxmake/sandbox/sandboxtest"
 )
@@ -114,6 +115,7 @@ func TestSourceFilesDescribeWhatIsCopied(t *testing.T) {
 		}
 	}
 
+	hashes := testHashes(t)
 	type source struct {
 		src      fileop.Source
 		excludes []string
@@ -131,7 +133,7 @@ func TestSourceFilesDescribeWhatIsCopied(t *testing.T) {
 	)
 	for _, s := range sources {
 		t.Run(fmt.Sprintf("%s %v %v", s.src.Path, s.src.Include, s.excludes), func(t *testing.T) {
-			lines, err := sourceFiles(root, s.src, s.excludes)
+			lines, err := sourceFiles(root, s.src, s.excludes, hashes)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,17 +149,17 @@ func TestSourceFilesDescribeWhatIsCopied(t *testing.T) {
 	}
 
 	t.Run("edit of an excluded file", func(t *testing.T) {
-		before, _ := sourceFiles(root, fileop.Source{Path: "/sub"}, []string{"deep"})
+		before, _ := sourceFiles(root, fileop.Source{Path: "/sub"}, []string{"deep"}, hashes)
 		os.WriteFile(filepath.Join(root, "sub", "deep", "f.txt"), []byte("edited"), 0o644)
-		after, _ := sourceFiles(root, fileop.Source{Path: "/sub"}, []string{"deep"})
+		after, _ := sourceFiles(root, fileop.Source{Path: "/sub"}, []string{"deep"}, hashes)
 		if !cmp.Equal(before, after) {
 			t.Errorf("editing an excluded file changed the key lines:\n%s", strings.Join(after, "\n"))
 		}
 	})
 	t.Run("edit behind a symlink", func(t *testing.T) {
-		before, _ := sourceFiles(root, fileop.Source{Path: "/b"}, nil)
+		before, _ := sourceFiles(root, fileop.Source{Path: "/b"}, nil, hashes)
 		os.WriteFile(filepath.Join(root, "a", "x"), []byte("edited"), 0o644)
-		after, _ := sourceFiles(root, fileop.Source{Path: "/b"}, nil)
+		after, _ := sourceFiles(root, fileop.Source{Path: "/b"}, nil, hashes)
 		if cmp.Equal(before, after) {
 			t.Errorf("editing a/x left the key lines of COPY /b unchanged:\n%s", strings.Join(after, "\n"))
 		}
@@ -167,6 +169,7 @@ func TestSourceFilesDescribeWhatIsCopied(t *testing.T) {
 // contents lists the distinct regular files and symlinks under dir as
 // sorted "mode size hash" entries.
 func contents(t *testing.T, dir string) []string {
+	hashes := testHashes(t)
 	t.Helper()
 	var out []string
 	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -181,7 +184,7 @@ func contents(t *testing.T, dir string) []string {
 		if fi.Mode()&os.ModeSymlink != 0 {
 			target, _ := os.Readlink(p)
 			sum = contentHash([]byte(target))
-		} else if sum, err = fileHash(p); err != nil {
+		} else if sum, err = hashes.SHA256(p); err != nil {
 			return err
 		}
 		out = append(out, fmt.Sprintf("%v %d %s", fi.Mode(), fi.Size(), sum))
@@ -203,4 +206,15 @@ func hashedContents(lines []string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// testHashes returns the file hashes of a new cache.
+func testHashes(t *testing.T) *cache.FileHashes {
+	t.Helper()
+	c, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.Files
 }

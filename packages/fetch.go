@@ -26,6 +26,16 @@ type FetchOptions struct {
 	// Offline forbids downloads: every source must already be present with
 	// the right hash.
 	Offline bool
+	// Hashes gives the sha256 of a file present; nil reads the file. A
+	// cache of hashes (the engine's) spares reading sources that did not
+	// change since they were last verified.
+	Hashes Hasher
+}
+
+// Hasher returns the sha256, in hex, of the content of the file at path,
+// or an error wrapping os.ErrNotExist if there is none.
+type Hasher interface {
+	SHA256(path string) (string, error)
 }
 
 // ErrHashMismatch is wrapped by errors about a file whose sha256 is not the
@@ -55,7 +65,7 @@ func (p *Package) Fetch(ctx context.Context, dir string, opts FetchOptions) erro
 
 func (s Source) fetch(ctx context.Context, dir string, opts FetchOptions) error {
 	dest := filepath.Join(dir, s.File)
-	ok, err := hasHash(dest, s.Hash)
+	ok, err := hasHash(dest, s.Hash, opts.Hashes)
 	if err != nil || ok {
 		return err
 	}
@@ -95,8 +105,16 @@ func (e mirrorErrors) Error() string {
 
 func (e mirrorErrors) Unwrap() []error { return e }
 
-// hasHash reports whether the file at path exists with sha256 want.
-func hasHash(path, want string) (bool, error) {
+// hasHash reports whether the file at path exists with sha256 want,
+// asking hashes when it is set.
+func hasHash(path, want string, hashes Hasher) (bool, error) {
+	if hashes != nil {
+		got, err := hashes.SHA256(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return got == want, err
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil

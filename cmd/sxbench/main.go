@@ -2,7 +2,7 @@
 // the same run, and prints a Markdown table of medians and ratios for
 // BENCHMARKS.md. `make bench` runs it after the Go benchmarks.
 //
-// Usage: sxbench [-runs N] [-only NAME,...] [-sxmake BIN]
+// Usage: sxbench [-runs N] [-only NAME,...] [-sxmake BIN] [-before-rev REV]
 //
 // Scenarios (names for -only):
 //
@@ -22,6 +22,9 @@
 //	           a CI build of the target on an empty cache from a remote
 //	           cache a build filled (--cache-to ...,mode=max), against a
 //	           cold build, with the bytes moved (see remote.go)
+//	sources1g  a fully cached build of a tree with 1 GiB of fetched
+//	           sources: wall time and bytes read, against sxmake built
+//	           from -before-rev (see sources.go)
 //
 // cached and cold need root, runc and the BuildKit oracle
 // (testdata/oracle/run-oracle.sh, which sxbench sets up).
@@ -69,6 +72,7 @@ func main() {
 		{"arm64", arm64}, {"platforms", twoPlatforms}, // arm64.go
 		// remote.go
 		{"remote-dir", remoteDir}, {"remote-http", remoteHTTP}, {"remote-registry", remoteRegistry},
+		{"sources1g", sources1g}, // sources.go
 	}
 	work, err := os.MkdirTemp("", "sxbench-")
 	if err != nil {

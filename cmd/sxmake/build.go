@@ -84,7 +84,7 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	if err != nil {
 		return nil, err
 	}
-	if err := fetchSources(ctx, stderr, tree, bf.offline, plan); err != nil {
+	if err := fetchSources(ctx, stderr, c, tree, bf.offline, plan); err != nil {
 		return nil, err
 	}
 	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
@@ -155,6 +155,14 @@ func openBuilder(tree *packages.Tree, c *cache.Cache, opts ...engine.Option) (*e
 		return nil, err
 	}
 	return engine.NewBuilder(tree, c, sb, opts...), nil
+}
+
+// outDirOf is where layouts of tree go: -o, or out/ in the tree.
+func (bf *buildFlags) outDirOf(tree *packages.Tree) string {
+	if bf.outDir != "" {
+		return bf.outDir
+	}
+	return filepath.Join(tree.Root, "out")
 }
 
 func (bf *buildFlags) cacheDirOrDefault() string {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/packages"
 )
@@ -39,15 +40,16 @@ resumed. Files already present and right are not downloaded again.`,
 			if err != nil {
 				return err
 			}
-			return fetchSources(cmd.Context(), cmd.ErrOrStderr(), tree, bf.offline, plan)
+			return fetchSources(cmd.Context(), cmd.ErrOrStderr(), c, tree, bf.offline, plan)
 		},
 	}
 }
 
 // fetchSources fetches the sources of the plans' packages, each package
 // once, with a progress bar on a terminal and one line per package
-// otherwise.
-func fetchSources(ctx context.Context, stderr io.Writer, tree *packages.Tree, offline bool, plans ...*engine.Plan) error {
+// otherwise. A source present is verified with the file hashes of the
+// cache c: one unchanged since it was last verified is not read.
+func fetchSources(ctx context.Context, stderr io.Writer, c *cache.Cache, tree *packages.Tree, offline bool, plans ...*engine.Plan) error {
 	pkgs := engine.Packages(plans...)
 	total := len(pkgs)
 	var mu sync.Mutex
@@ -69,7 +71,7 @@ func fetchSources(ctx context.Context, stderr io.Writer, tree *packages.Tree, of
 			}
 		}
 	}
-	opts := []engine.FetchOption{engine.WithFetchDone(report)}
+	opts := []engine.FetchOption{engine.WithFetchDone(report), engine.WithHashes(c.Files)}
 	if offline {
 		opts = append(opts, engine.Offline())
 	}

@@ -46,25 +46,14 @@ and show a diffoscope report of that layer when diffoscope is installed.`,
 }
 
 func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *buildFlags, digestsFile string, names []string) error {
-	// The plan needs the images imported into the cache; the rebuild
-	// uses a fresh one.
+	// The plan needs the images imported into the cache, and the fetch
+	// its file hashes; the rebuild uses a fresh cache.
 	c, err := openCache(ctx, stderr, g.cacheDir())
 	if err != nil {
 		return err
 	}
-	plan, tree, err := makePlan(g, c, names)
+	plan, tree, want, err := verifyPlan(ctx, stderr, c, g, bf, digestsFile, names)
 	if err = errors.Join(err, c.Close()); err != nil {
-		return err
-	}
-	outDir := bf.outDir
-	if outDir == "" {
-		outDir = filepath.Join(tree.Root, "out")
-	}
-	want, err := referenceDigests(plan, outDir, digestsFile)
-	if err != nil {
-		return err
-	}
-	if err := fetchSources(ctx, stderr, tree, bf.offline, plan); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "sxmake-verify-")
@@ -98,13 +87,27 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 		bad++
 		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), ir.Name, ref)
 		if digestsFile == "" {
-			explainDifference(stdout, filepath.Join(outDir, ir.Name), ir.Layout)
+			explainDifference(stdout, filepath.Join(bf.outDirOf(tree), ir.Name), ir.Layout)
 		}
 	}
 	if bad > 0 {
 		return fmt.Errorf("%d image(s) not reproduced", bad)
 	}
 	return nil
+}
+
+// verifyPlan plans the targets, finds the digests to verify them against
+// and fetches their sources.
+func verifyPlan(ctx context.Context, stderr io.Writer, c *cache.Cache, g *globalFlags, bf *buildFlags, digestsFile string, names []string) (*engine.Plan, *packages.Tree, map[string]string, error) {
+	plan, tree, err := makePlan(g, c, names)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	want, err := referenceDigests(plan, bf.outDirOf(tree), digestsFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return plan, tree, want, fetchSources(ctx, stderr, c, tree, bf.offline, plan)
 }
 
 // referenceDigests returns the digests to verify the plan's images
