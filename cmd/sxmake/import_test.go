@@ -181,19 +181,25 @@ COPY --from=build /out/ /data/
 	}
 
 	t.Run("oracle", func(t *testing.T) {
-		d := startOracle(t)
-		tr, err := packages.Load(tree, packages.WithExternalImages("imp-base"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := d.Build(context.Background(), tr, tr.Image("user-app"), layouts, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want != digest {
+		if want := oracleDigest(t, startOracle(t), tree, layouts); want != digest {
 			t.Errorf("sxmake built %s, BuildKit %s", digest, want)
 		}
 	})
+}
+
+// oracleDigest builds user-app of tree with the oracle d, the images it
+// imports (imp-base) offered from layouts, and returns its digest.
+func oracleDigest(t *testing.T, d *oracle.Daemon, tree, layouts string) string {
+	t.Helper()
+	tr, err := packages.Load(tree, packages.WithExternalImages("imp-base"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := d.Build(context.Background(), tr, tr.Image("user-app"), layouts, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return want
 }
 
 // An imported base image's own creation time does not reach the images
@@ -236,15 +242,7 @@ func TestImportedBaseCreated(t *testing.T) {
 				t.Fatalf("build: exit status %d\n%s", st, stderr.String())
 			}
 			got, _, _ := strings.Cut(stdout.String(), " ")
-			tr, err := packages.Load(tree, packages.WithExternalImages("imp-base"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			want, err := d.Build(context.Background(), tr, tr.Image("user-app"), layouts, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != want {
+			if want := oracleDigest(t, d, tree, layouts); got != want {
 				t.Errorf("sxmake built %s, BuildKit %s", got, want)
 			}
 		})
