@@ -80,7 +80,8 @@ func TestCachedBuildReadsNoSources(t *testing.T) {
 	if read, ran := build(); ran == 0 || read < size {
 		t.Fatalf("cold build: %d actions run, %d bytes read; want some, and the source read", ran, read)
 	}
-	read, ran := build(); t.Logf("cached build read %d bytes", read)
+	read, ran := build()
+	t.Logf("cached build read %d bytes", read)
 	if ran != 0 || read >= size/8 {
 		t.Errorf("fully cached build: %d actions run, %d bytes read; want none, and the %d-byte source not read", ran, read, size)
 	}

@@ -86,9 +86,12 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 // copy, as in BuildKit.
 func (ib *imageBuild) copy(ctx context.Context, st *rules.Stage, i int, step *rules.Step, s *state) (*layer, error) {
 	link := step.Link && step.Chmod == ""
-	in := ib.stepInputs(step, s)
+	keyed := s
 	if link {
-		in = ib.stepInputs(step, &state{})
+		keyed = &state{} // its result does not depend on the parent
+	}
+	in := ib.stepInputs(step, keyed)
+	if link {
 		in.add("link", "true")
 	}
 	op := fileop.Copy{
