@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -37,13 +36,12 @@ var epoch = time.Unix(1, 0).UTC()
 // builds reach is pushed once). What is a build's own (its results,
 // output directory and events) is in planBuild.
 type Builder struct {
-	tree     *packages.Tree
-	runner   Runner
-	store    *cache.ContentStore
-	actions  *cache.Actions
-	snaps    *cache.Snapshots
-	imports  *Imports // images imported into the cache (external.go)
-	fetchDir string
+	tree    *packages.Tree
+	runner  Runner
+	store   *cache.ContentStore
+	actions *cache.Actions
+	snaps   *cache.Snapshots
+	imports *Imports // images imported into the cache (external.go)
 
 	jobs      int
 	keepGoing bool
@@ -91,16 +89,15 @@ func WithNetwork(images ...string) Option {
 // returned.
 func NewBuilder(tree *packages.Tree, c *cache.Cache, runner Runner, opts ...Option) *Builder {
 	b := &Builder{
-		tree:     tree,
-		runner:   runner,
-		store:    c.Store,
-		actions:  c.Actions,
-		snaps:    c.Snapshots,
-		imports:  NewImports(c),
-		fetchDir: filepath.Join(tree.Root, "fetch"),
-		jobs:     runtime.NumCPU(),
-		network:  map[string]bool{},
-		flights:  flights{m: map[cache.ActionKey]*inFlight{}},
+		tree:    tree,
+		runner:  runner,
+		store:   c.Store,
+		actions: c.Actions,
+		snaps:   c.Snapshots,
+		imports: NewImports(c),
+		jobs:    runtime.NumCPU(),
+		network: map[string]bool{},
+		flights: flights{m: map[cache.ActionKey]*inFlight{}},
 	}
 	for _, o := range opts {
 		o(b)
@@ -177,7 +174,7 @@ var ErrDependencyFailed = errors.New("dependency failed")
 func (b *Builder) Build(ctx context.Context, plan *Plan, opts ...BuildOption) (*Report, error) {
 	pb := &planBuild{
 		Builder: b,
-		outDir:  filepath.Join(b.tree.Root, "out"),
+		outDir:  b.tree.OutDir(),
 		events:  func(Event) {},
 		results: map[string]*imageResult{},
 	}

@@ -138,7 +138,7 @@ func (c *copySource) open() (string, func(), error) {
 // copySource resolves a step's --from and adds its content to in.
 func (ib *imageBuild) copySource(step *rules.Step, in *inputs) (*copySource, error) {
 	pkg := ib.ip.Image.Package
-	fetch := filepath.Join(ib.b.fetchDir, pkg.Stage, pkg.Name)
+	fetch := ib.b.tree.FetchDir(pkg)
 	src := &copySource{b: ib.b.Builder}
 	switch step.From.Kind {
 	case rules.Context:

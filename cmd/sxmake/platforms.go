@@ -76,7 +76,7 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 	}
 	outDir := bf.outDir
 	if outDir == "" {
-		outDir = filepath.Join(tree.Root, "out")
+		outDir = tree.OutDir()
 	}
 	for _, name := range order {
 		dest := filepath.Join(outDir, name)

@@ -58,7 +58,7 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 	}
 	outDir := bf.outDir
 	if outDir == "" {
-		outDir = filepath.Join(tree.Root, "out")
+		outDir = tree.OutDir()
 	}
 	want, err := referenceDigests(plan, outDir, digestsFile)
 	if err != nil {
@@ -201,7 +201,7 @@ publishes them. With targets, only those images.`,
 			}
 			outDir := bf.outDir
 			if outDir == "" {
-				outDir = filepath.Join(tree.Root, "out")
+				outDir = tree.OutDir()
 			}
 			return writeDigests(cmd.OutOrStdout(), tree, imgs, outDir)
 		},
@@ -227,7 +227,7 @@ func writeDigests(w io.Writer, tree *packages.Tree, imgs []*packages.Image, outD
 	}
 	for stage, lines := range byStage {
 		sort.SliceStable(lines, func(i, j int) bool { return strings.Fields(lines[i])[1] < strings.Fields(lines[j])[1] })
-		path := filepath.Join(tree.Root, "digests", stage+".txt")
+		path := filepath.Join(tree.Dir("digests"), stage+".txt")
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
