@@ -30,6 +30,8 @@ type buildFlags struct {
 	offline   bool
 	cacheFrom []string // --cache-from remotes (cache.go)
 	cacheTo   []string // --cache-to remotes
+
+	fileMirrors []string // --file-mirrors (fetch.go)
 }
 
 // defaultCacheDir is $XDG_CACHE_HOME/sxmake, or ~/.cache/sxmake.
@@ -84,7 +86,7 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	if err != nil {
 		return nil, err
 	}
-	if err := fetchSources(ctx, stderr, tree, bf.offline, plan); err != nil {
+	if err := fetchSources(ctx, stderr, tree, bf, plan); err != nil {
 		return nil, err
 	}
 	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)

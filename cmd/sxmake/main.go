@@ -122,6 +122,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringVar(&bf.progress, "progress", "auto", "progress output: auto, tty or plain")
 	pf.BoolVar(&bf.json, "json", false, "print build events as JSON lines on stdout")
 	pf.BoolVar(&bf.offline, "offline", false, "download nothing: fail before building when a source is missing")
+	pf.StringSliceVar(&bf.fileMirrors, "file-mirrors", nil, "let file:// mirrors read files under these directories, and nowhere else (default: $SXMAKE_FILE_MIRRORS, a list like PATH; none)")
 	pf.StringVar(&bf.cacheDir, "cache-dir", "", "the cache directory (default: $XDG_CACHE_HOME/sxmake or ~/.cache/sxmake)")
 	pf.StringArrayVar(&bf.cacheFrom, "cache-from", nil, "also look actions up in this remote cache, never writing to it: dir:PATH, http(s)://HOST/PREFIX or registry:HOST/REPO (repeatable)")
 	pf.StringArrayVar(&bf.cacheTo, "cache-to", nil, "after the build, export results to this remote cache; add ,mode=max for every action, not only the targets' layers (repeatable)")

@@ -48,7 +48,7 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 		}
 		builds[i] = &platformBuild{plan: plans[i]}
 	}
-	if err := fetchSources(ctx, stderr, tree, bf.offline, plans...); err != nil {
+	if err := fetchSources(ctx, stderr, tree, bf, plans...); err != nil {
 		return err
 	}
 	b, err := openBuilder(tree, c, opts...)

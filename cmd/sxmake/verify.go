@@ -64,7 +64,7 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 	if err != nil {
 		return err
 	}
-	if err := fetchSources(ctx, stderr, tree, bf.offline, plan); err != nil {
+	if err := fetchSources(ctx, stderr, tree, bf, plan); err != nil {
 		return err
 	}
 	tmp, err := os.MkdirTemp("", "sxmake-verify-")
