@@ -58,8 +58,10 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox state directory: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(abs, "steps"), 0o700); err != nil {
-		return nil, fmt.Errorf("creating sandbox state directory: %w", err)
+	for _, d := range []string{abs, filepath.Join(abs, "steps")} {
+		if err := mkdirPrivate(d); err != nil {
+			return nil, fmt.Errorf("creating sandbox state directory: %w", err)
+		}
 	}
 	containers, err := containerRoot(abs)
 	if err != nil {
