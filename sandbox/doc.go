@@ -99,8 +99,10 @@
 // step's whole process tree has been killed (it lives in its own pid
 // namespace), its mounts undone and its cgroups removed. The upper
 // directory is left for the caller. Callers turn Ctrl-C into a cancelled
-// context (signal.NotifyContext) so that Run can clean up; if sxmake is
-// killed outright, its steps die with it (parent-death signal) and the
-// next [New] on the same state directory removes their mounts, cgroups
-// and state.
+// context (signal.NotifyContext) so that Run can clean up. If sxmake is
+// killed outright (SIGKILL), its steps die with it: each step's init has
+// the parent-death signal SIGKILL, and killing a pid namespace's init
+// kills all of it. The reaper [New] starts, a process of its own session,
+// then removes their mounts, cgroups and state; should it be killed too,
+// the next [New] on the same state directory does.
 package sandbox

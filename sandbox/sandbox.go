@@ -48,7 +48,9 @@ func WithCgroupParent(parent string) Option {
 // of the sxmake binary; see containerRoot). Nothing is left there once
 // each Run returns. New also removes what steps of a
 // process killed before it could clean up left in stateDir (mounts,
-// cgroups, directories); several processes may share stateDir. Running
+// cgroups, directories); several processes may share stateDir. The first
+// New of a process starts the reaper, a process that does the same for
+// this one once it is gone, however it went (see reaper.go). Running
 // steps needs root. The first New of a process also puts the kernel's
 // cgroup lock in the mode where moving a step into its cgroup does not
 // wait, until the process exits (see "favordynmods" in the package
@@ -72,6 +74,9 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 		o(s)
 	}
 	s.sweep()
+	if err := s.watch(); err != nil {
+		return nil, err
+	}
 	favorDynmods()
 	return s, nil
 }
