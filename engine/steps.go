@@ -17,6 +17,7 @@ import (
 	"github.com/stagex/sxmake/engine/fileop"
 	"github.com/stagex/sxmake/rules"
 	"github.com/stagex/sxmake/sandbox"
+	"github.com/stagex/sxmake/sandbox/rootfs"
 )
 
 // stepInputs starts the inputs of an action with what every step has: the
@@ -319,7 +320,7 @@ func sourceFiles(root, pattern string) ([]string, error) {
 
 // fileHash is the BLAKE3 hash of a file's content in hex.
 func fileHash(p string) (string, error) {
-	f, err := os.Open(p)
+	f, err := rootfs.OpenRegular(p)
 	if err != nil {
 		return "", err
 	}
