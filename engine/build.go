@@ -48,6 +48,7 @@ type Builder struct {
 	noCache   bool
 	dryRun    bool
 	network   map[string]bool // images allowed the host network
+	limits    sandbox.Limits  // of every RUN step
 
 	slots   chan struct{} // one token per concurrently running action
 	flights flights       // actions being looked up or run, by key
@@ -84,6 +85,11 @@ func WithNetwork(images ...string) Option {
 	}
 }
 
+// WithStepLimits bounds each RUN step's memory, tasks and time (default:
+// sandbox.DefaultLimits). A step that reaches a limit fails; one that
+// does not runs as without, so limits are no input of action keys.
+func WithStepLimits(l sandbox.Limits) Option { return func(b *Builder) { b.limits = l } }
+
 // NewBuilder returns a Builder for tree on the opened cache c, running RUN
 // steps with runner. The caller closes c once the Builder's builds have
 // returned.
@@ -97,6 +103,7 @@ func NewBuilder(tree *packages.Tree, c *cache.Cache, runner Runner, opts ...Opti
 		imports: NewImports(c),
 		jobs:    runtime.NumCPU(),
 		network: map[string]bool{},
+		limits:  sandbox.DefaultLimits(),
 		flights: flights{m: map[cache.ActionKey]*inFlight{}},
 	}
 	for _, o := range opts {

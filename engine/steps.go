@@ -56,11 +56,14 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 			Lower: lowers, Upper: upper, Work: work,
 			Args: step.Args, Env: step.Env, Cwd: step.Workdir, User: step.User,
 			Platform: step.Platform.String(), Network: network,
-			Stdout: log, Stderr: log,
+			Limits: ib.b.limits, Stdout: log, Stderr: log,
 		})
 		// The program's own time: the container's start is sxmake's
 		// overhead, not the step's work.
 		a.process = res.Duration - res.Startup
+		if errors.Is(err, sandbox.ErrLimit) {
+			return fmt.Errorf("RUN exited with status %d: %w", res.ExitCode, err)
+		}
 		if err != nil {
 			return err
 		}

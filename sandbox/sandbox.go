@@ -85,8 +85,9 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 // non-zero is a Result, not an error. Errors are for everything else: an
 // invalid spec, an unrunnable platform, a failure to set the sandbox up or
 // to start the process (a missing executable, for instance), ErrTimeout
-// when Limits.Timeout expired, or ctx's error when ctx was cancelled. With
-// ErrTimeout and cancellation the Result still holds the log so far.
+// when Limits.Timeout expired, ErrLimit when the step reached its memory
+// or task limit (whatever its exit status), or ctx's error when ctx was
+// cancelled. With these four the Result still holds the log so far.
 //
 // When Run returns, the step's processes, mounts and cgroups are gone.
 // Spec.Upper holds the step's changes; it is meaningful only when err is
@@ -172,6 +173,9 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (res Result, err error) {
 		Init:             true,
 	}
 	res, err = run(ctx, c, p, spec.Limits.Timeout)
+	if err == nil {
+		err = limitsReached(c, spec.Limits)
+	}
 	res.Log = log.bytes()
 	return res, err
 }

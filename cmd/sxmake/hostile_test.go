@@ -18,6 +18,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/stagex/sxmake/sandbox"
 	"github.com/stagex/sxmake/sandbox/sandboxtest"
 )
 
@@ -150,19 +151,9 @@ func cmdCgroup(ts *testscript.TestScript, neg bool, args []string) {
 		"pids":   {"pids", "pids.max"},
 		"memory": {"memory", "memory.limit_in_bytes"},
 	}
-	var dirs []string
-	for _, a := range args[1:] {
-		k, v, _ := strings.Cut(a, "=")
-		l, ok := limits[k]
-		if !ok {
-			ts.Fatalf("unknown limit %s", a)
-		}
-		d := filepath.Join("/sys/fs/cgroup", l[0], name)
-		ts.Check(os.MkdirAll(d, 0o755))
-		dirs = append(dirs, d)
-		ts.Check(os.WriteFile(filepath.Join(d, l[1]), []byte(v), 0o644))
-	}
 	ts.Defer(func() {
+		// Every hierarchy: libcontainer makes NAME in each for the steps.
+		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", name))
 		for _, d := range dirs {
 			// Children first: the steps' cgroups, if any were left.
 			entries, _ := os.ReadDir(d)
@@ -174,6 +165,16 @@ func cmdCgroup(ts *testscript.TestScript, neg bool, args []string) {
 			os.Remove(d)
 		}
 	})
+	for _, a := range args[1:] {
+		k, v, _ := strings.Cut(a, "=")
+		l, ok := limits[k]
+		if !ok {
+			ts.Fatalf("unknown limit %s", a)
+		}
+		d := filepath.Join("/sys/fs/cgroup", l[0], name)
+		ts.Check(os.MkdirAll(d, 0o755))
+		ts.Check(os.WriteFile(filepath.Join(d, l[1]), []byte(v), 0o644))
+	}
 	ts.Setenv("CGROUP", "/"+name)
 }
 
@@ -228,4 +229,32 @@ func mountsUnder(dir string) []string {
 		}
 	}
 	return out
+}
+
+// TestStepLimitFlags: without flags a step gets sandbox.DefaultLimits;
+// each --step-* flag changes its limit, 0 removing it.
+func TestStepLimitFlags(t *testing.T) {
+	def := sandbox.DefaultLimits()
+	tests := []struct {
+		memory  string
+		pids    int64
+		timeout time.Duration
+		want    sandbox.Limits
+	}{
+		{"", -1, 0, def},
+		{"256M", -1, 0, sandbox.Limits{Memory: 256 << 20, Pids: def.Pids}},
+		{"0", 0, 0, sandbox.Limits{}},
+		{"", 500, 90 * time.Minute, sandbox.Limits{Memory: def.Memory, Pids: 500, Timeout: 90 * time.Minute}},
+	}
+	for _, tc := range tests {
+		bf := &buildFlags{stepMemory: -1, stepPids: tc.pids, stepTimeout: tc.timeout}
+		if tc.memory != "" {
+			if err := bf.stepMemory.Set(tc.memory); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := bf.stepLimits(); got != tc.want {
+			t.Errorf("%+v: limits %+v, want %+v", tc, got, tc.want)
+		}
+	}
 }

@@ -84,7 +84,7 @@ type globalFlags struct {
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	var dryRun, explain bool
-	bf := &buildFlags{}
+	bf := &buildFlags{stepMemory: -1, stepPids: -1}
 	g.cacheDir = bf.cacheDirOrDefault
 	root := &cobra.Command{
 		Use:   "sxmake [flags] TARGET...",
@@ -122,6 +122,10 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringVar(&bf.progress, "progress", "auto", "progress output: auto, tty or plain")
 	pf.BoolVar(&bf.json, "json", false, "print build events as JSON lines on stdout")
 	pf.BoolVar(&bf.offline, "offline", false, "download nothing: fail before building when a source is missing")
+	pf.Var(&bf.stepMemory, "step-memory", "kill a RUN step whose memory exceeds SIZE (500M, 8G; 0: no limit) and fail it (default: 3/4 of the host's memory)")
+	pf.Int64Var(&bf.stepPids, "step-pids", -1, "fail a RUN step that would have more than N processes and threads at once (0: no limit; default: 15% of the kernel's task limit)")
+	pf.DurationVar(&bf.stepTimeout, "step-timeout", 0, "kill and fail a RUN step running longer than this (90m, 2h; default: no limit)")
+	pf.StringVar(&bf.cgroupParent, "cgroup-parent", "", "put each RUN step's cgroup under this cgroup (default: /sxmake)")
 	pf.StringSliceVar(&bf.fileMirrors, "file-mirrors", nil, "let file:// mirrors read files under these directories, and nowhere else (default: $SXMAKE_FILE_MIRRORS, a list like PATH; none)")
 	pf.StringVar(&bf.cacheDir, "cache-dir", "", "the cache directory (default: $XDG_CACHE_HOME/sxmake or ~/.cache/sxmake)")
 	pf.StringArrayVar(&bf.cacheFrom, "cache-from", nil, "also look actions up in this remote cache, never writing to it: dir:PATH, http(s)://HOST/PREFIX or registry:HOST/REPO (repeatable)")

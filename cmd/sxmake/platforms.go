@@ -51,7 +51,7 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 	if err := fetchSources(ctx, stderr, tree, bf, plans...); err != nil {
 		return err
 	}
-	b, err := openBuilder(tree, c, opts...)
+	b, err := openBuilder(tree, c, bf.sandboxOptions(), opts...)
 	if err != nil {
 		return err
 	}

@@ -81,7 +81,7 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 	if err != nil {
 		return err
 	}
-	report, err := buildPlan(ctx, tree, fresh, plan, prog, bf.options(), engine.WithOutDir(filepath.Join(tmp, "out")))
+	report, err := buildPlan(ctx, tree, fresh, plan, prog, bf.sandboxOptions(), bf.options(), engine.WithOutDir(filepath.Join(tmp, "out")))
 	if err != nil {
 		return err
 	}
