@@ -21,6 +21,8 @@ package sandboxtest
 //	clocks          print CLOCK_MONOTONIC and CLOCK_BOOTTIME in whole seconds
 //	alloc MIB       allocate and touch MIB mebibytes, then print "ok"
 //	keyctl          print "ok" if keyctl(2) works, else its error
+//	socket FAMILY   print "ok" if socket(FAMILY, SOCK_STREAM or, failing
+//	                that, SOCK_SEQPACKET, 0) works, else the first error
 //	arch            print GOARCH
 //	uid             print uid:gid and the supplementary groups
 const probeSource = `package main
@@ -135,6 +137,18 @@ func main() {
 			fmt.Println(e.Error())
 			return
 		}
+		fmt.Println("ok")
+	case "socket":
+		family, _ := strconv.Atoi(args[0])
+		fd, err := syscall.Socket(family, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			fd, _ = syscall.Socket(family, syscall.SOCK_SEQPACKET, 0)
+		}
+		if fd < 0 {
+			fmt.Println(err.Error())
+			return
+		}
+		syscall.Close(fd)
 		fmt.Println("ok")
 	case "arch":
 		fmt.Println(runtime.GOARCH)
