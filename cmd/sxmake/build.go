@@ -139,7 +139,7 @@ func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *plat
 	}
 	for _, ir := range r.Images {
 		if ir.Err == nil && targets[ir.Name] {
-			fmt.Fprintf(stdout, "%s %s\n", ir.Digest.Hex(), ir.Name)
+			fmt.Fprintf(stdout, "%s %s\n", ir.Digest.Hex(), safeLine(ir.Name))
 		}
 	}
 }

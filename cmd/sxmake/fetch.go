@@ -67,7 +67,7 @@ func fetchSources(ctx context.Context, stderr io.Writer, tree *packages.Tree, bf
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
-				fmt.Fprintf(stderr, "[%s] sources ok\n", pkg.ID())
+				fmt.Fprintf(stderr, "[%s] sources ok\n", safeLine(pkg.ID()))
 			}
 		}
 	}

@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "sxmake: %s\n", describe(err))
+	fmt.Fprintf(stderr, "sxmake: %s\n", safe(describe(err)))
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "Run 'sxmake --help' for usage.\n")

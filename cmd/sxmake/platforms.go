@@ -87,7 +87,7 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		fmt.Fprintf(stderr, "[%s] index  %s (%d platforms)\n", name, d, len(layouts[name]))
+		fmt.Fprintf(stderr, "[%s] index  %s (%d platforms)\n", safeLine(name), d, len(layouts[name]))
 	}
 	return nil
 }

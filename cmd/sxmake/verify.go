@@ -92,11 +92,11 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 			continue
 		}
 		if ref == ir.Digest.Hex() {
-			fmt.Fprintf(stdout, "reproduced  %s %s\n", ir.Digest.Hex(), ir.Name)
+			fmt.Fprintf(stdout, "reproduced  %s %s\n", ir.Digest.Hex(), safeLine(ir.Name))
 			continue
 		}
 		bad++
-		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), ir.Name, ref)
+		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), safeLine(ir.Name), ref)
 		if digestsFile == "" {
 			explainDifference(stdout, filepath.Join(outDir, ir.Name), ir.Layout)
 		}
@@ -165,11 +165,11 @@ func explainDifference(w io.Writer, want, got string) {
 			fmt.Fprintf(w, "            ... and %d more files\n", len(d.Files)-i)
 			break
 		}
-		fmt.Fprintf(w, "            %s: %s\n", f.Path, f.What)
+		fmt.Fprintf(w, "            %s: %s\n", safeLine(f.Path), safeLine(f.What))
 	}
 	if path, err := exec.LookPath("diffoscope"); err == nil && d.WantPath != "" && d.GotPath != "" {
 		out, _ := exec.Command(path, "--text", "-", d.WantPath, d.GotPath).CombinedOutput()
-		fmt.Fprintf(w, "%s\n", strings.Join(lastLines(out, 200), "\n"))
+		fmt.Fprintf(w, "%s\n", safe(strings.Join(lastLines(out, 200), "\n")))
 	}
 }
 
