@@ -24,9 +24,11 @@ func TestMain(m *testing.M) {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	// The test trees' seeds are file:// mirrors of the host's busybox
-	// (busybox-static, and the arm64 one .ci/install-deps extracts).
-	// Scripts set their own (testscript passes no environment through).
-	os.Setenv("SXMAKE_FILE_MIRRORS", seedDirs)
+	// (busybox-static, and the arm64 one .ci/install-deps extracts),
+	// unless the caller (a script, for the commands it runs) says.
+	if _, ok := os.LookupEnv("SXMAKE_FILE_MIRRORS"); !ok {
+		os.Setenv("SXMAKE_FILE_MIRRORS", seedDirs)
+	}
 	testscript.Main(m, map[string]func(){
 		"sxmake": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
