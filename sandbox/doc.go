@@ -64,9 +64,12 @@
 // not set it; sxmake does, so setuid programs do not raise privileges), and,
 // when the binary is built with the "seccomp" build tag (libcontainer's;
 // cgo and libseccomp-dev), a seccomp profile denying what no build needs
-// (see seccomp.go). Memory and pids limits go to a cgroup (cgroupfs
-// driver) named sxmake/<id> (see [WithCgroupParent]), removed after the
-// step; a memory limit also forbids swap where the kernel accounts it.
+// (see seccomp.go; AF_VSOCK and AF_ALG sockets included). Memory and
+// pids limits go to a cgroup (cgroupfs driver) named sxmake/<id> (see
+// [WithCgroupParent]), removed after the step; a memory limit also
+// forbids swap where the kernel accounts it. A step that reached one
+// fails with [ErrLimit]; [DefaultLimits] are what callers give a step
+// unless told otherwise. The state directory is made private (0700).
 // Resource limits (rlimits) are inherited and never raised.
 //
 // Moving the step's init into its cgroup costs an RCU grace period
