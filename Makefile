@@ -13,6 +13,10 @@ BENCH_BEFORE ?= 019bb59
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The sandbox's seccomp profile needs libseccomp (installed by deps).
 export GOFLAGS := -tags=seccomp
+# file:// mirrors are read only from the directories named here: the seeds
+# of the test trees (Debian's static busybox, and the arm64 one deps
+# extracts).
+export SXMAKE_FILE_MIRRORS := /bin:/usr/local/share/sxmake
 
 .PHONY: all deps build test lint fuzz bench compat demo clean
 

@@ -130,7 +130,7 @@ func WithWait(done <-chan struct{}, notice func()) OpenOption {
 // waits up to two minutes for another process holding it, or as WithWait
 // says.
 func OpenActions(dir string, opts ...OpenOption) (*Actions, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := MkdirPrivate(dir); err != nil {
 		return nil, fmt.Errorf("creating cache dir: %w", err)
 	}
 	a := &Actions{path: filepath.Join(dir, "actions.db"), now: time.Now, touched: map[ActionKey]Result{}}

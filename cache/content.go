@@ -91,8 +91,8 @@ type ContentStore struct {
 // OpenContentStore opens (creating if needed) the content store in dir.
 func OpenContentStore(dir string) (*ContentStore, error) {
 	s := &ContentStore{root: dir}
-	for _, d := range []string{s.blobDir(), s.ingestDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	for _, d := range []string{dir, s.blobDir(), s.ingestDir()} {
+		if err := MkdirPrivate(d); err != nil {
 			return nil, fmt.Errorf("opening content store: %w", err)
 		}
 	}

@@ -208,13 +208,21 @@ func statID(path string) (fileID, error) {
 	}, nil
 }
 
-// sha256File hashes the content of the file at path.
+// sha256File hashes the content of the regular file at path. The open
+// neither blocks nor follows a link: the file lies in a package tree,
+// which is hostile input, and may have been swapped for a FIFO since it
+// was looked at.
 func sha256File(path string) (Digest, error) {
-	f, err := os.Open(path)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return Digest{}, err
+		return Digest{}, &os.PathError{Op: "open", Path: path, Err: err}
 	}
+	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return Digest{}, fmt.Errorf("%s: not a regular file", path)
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return Digest{}, fmt.Errorf("hashing %s: %w", path, err)

@@ -63,7 +63,7 @@ func (s *Images) Put(img ImportedImage) error {
 	if err != nil {
 		return fmt.Errorf("recording image %s: %w", img.Name, err)
 	}
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
+	if err := MkdirPrivate(s.dir); err != nil {
 		return fmt.Errorf("recording image %s: %w", img.Name, err)
 	}
 	f, err := os.CreateTemp(s.dir, ".tmp-")

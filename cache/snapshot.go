@@ -41,10 +41,16 @@ type Snapshots struct {
 // process is using tmp/ (sxmake holds the action cache's lock).
 func OpenSnapshots(dir string) (*Snapshots, error) {
 	s := &Snapshots{dir: dir}
-	for _, d := range []string{dir, s.tmpDir(), s.emptyDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	// The snapshots are file systems made by steps: setuid files among
+	// them must be out of other users' reach. empty is the root directory
+	// of scratch (its mode is content), reached only through dir.
+	for _, d := range []string{dir, s.tmpDir()} {
+		if err := MkdirPrivate(d); err != nil {
 			return nil, fmt.Errorf("creating snapshot store: %w", err)
 		}
+	}
+	if err := os.MkdirAll(s.emptyDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("creating snapshot store: %w", err)
 	}
 	if err := s.cleanTmp(); err != nil {
 		return nil, fmt.Errorf("cleaning snapshot store: %w", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
@@ -40,20 +39,20 @@ var epoch = time.Unix(packages.SourceDateEpoch, 0).UTC()
 // builds reach is pushed once). What is a build's own (its results,
 // output directory and events) is in planBuild.
 type Builder struct {
-	tree     *packages.Tree
-	runner   Runner
-	store    *cache.ContentStore
-	actions  *cache.Actions
-	snaps    *cache.Snapshots
-	imports  *Imports // images imported into the cache (external.go)
-	hashes   *cache.FileHashes
-	fetchDir string
+	tree    *packages.Tree
+	runner  Runner
+	store   *cache.ContentStore
+	actions *cache.Actions
+	snaps   *cache.Snapshots
+	imports *Imports // images imported into the cache (external.go)
+	hashes  *cache.FileHashes
 
 	jobs      int
 	keepGoing bool
 	noCache   bool
 	dryRun    bool
 	network   map[string]bool // images allowed the host network
+	limits    sandbox.Limits  // of every RUN step
 
 	slots   chan struct{} // one token per concurrently running action
 	flights flights       // actions being looked up or run, by key
@@ -90,22 +89,27 @@ func WithNetwork(images ...string) Option {
 	}
 }
 
+// WithStepLimits bounds each RUN step's memory, tasks and time (default:
+// sandbox.DefaultLimits). A step that reaches a limit fails; one that
+// does not runs as without, so limits are no input of action keys.
+func WithStepLimits(l sandbox.Limits) Option { return func(b *Builder) { b.limits = l } }
+
 // NewBuilder returns a Builder for tree on the opened cache c, running RUN
 // steps with runner. The caller closes c once the Builder's builds have
 // returned.
 func NewBuilder(tree *packages.Tree, c *cache.Cache, runner Runner, opts ...Option) *Builder {
 	b := &Builder{
-		tree:     tree,
-		runner:   runner,
-		store:    c.Store,
-		actions:  c.Actions,
-		snaps:    c.Snapshots,
-		imports:  NewImports(c),
-		hashes:   c.Files,
-		fetchDir: filepath.Join(tree.Root, "fetch"),
-		jobs:     runtime.NumCPU(),
-		network:  map[string]bool{},
-		flights:  flights{m: map[cache.ActionKey]*inFlight{}},
+		tree:    tree,
+		runner:  runner,
+		store:   c.Store,
+		actions: c.Actions,
+		snaps:   c.Snapshots,
+		imports: NewImports(c),
+		hashes:  c.Files,
+		jobs:    runtime.NumCPU(),
+		network: map[string]bool{},
+		limits:  sandbox.DefaultLimits(),
+		flights: flights{m: map[cache.ActionKey]*inFlight{}},
 	}
 	for _, o := range opts {
 		o(b)
@@ -182,7 +186,7 @@ var ErrDependencyFailed = errors.New("dependency failed")
 func (b *Builder) Build(ctx context.Context, plan *Plan, opts ...BuildOption) (*Report, error) {
 	pb := &planBuild{
 		Builder: b,
-		outDir:  filepath.Join(b.tree.Root, "out"),
+		outDir:  b.tree.OutDir(),
 		events:  func(Event) {},
 		results: map[string]*imageResult{},
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -14,10 +15,11 @@ import (
 type FetchOption func(*fetchConfig)
 
 type fetchConfig struct {
-	offline bool
-	jobs    int
-	done    func(pkg *packages.Package, err error)
-	hashes  packages.Hasher
+	offline     bool
+	jobs        int
+	done        func(pkg *packages.Package, err error)
+	hashes      packages.Hasher
+	fileMirrors []string
 }
 
 // Offline makes Fetch only check that every source is present and right.
@@ -30,6 +32,15 @@ func WithFetchJobs(n int) FetchOption { return func(c *fetchConfig) { c.jobs = n
 // cache (cache.Cache.Files): a source unchanged since it was last
 // verified is not read again.
 func WithHashes(h packages.Hasher) FetchOption { return func(c *fetchConfig) { c.hashes = h } }
+
+// WithFileMirrors lets file:// mirrors read regular files under the
+// directories dirs (absolute paths), and nowhere else: without it every
+// file:// mirror fails. A mirror path is matched against dirs as written,
+// never through symbolic links, and a link inside a directory is followed
+// only while it stays inside (see fileMirrors).
+func WithFileMirrors(dirs ...string) FetchOption {
+	return func(c *fetchConfig) { c.fileMirrors = append(c.fileMirrors, dirs...) }
+}
 
 // WithFetchDone calls fn as each package's sources are fetched (or fail).
 func WithFetchDone(fn func(pkg *packages.Package, err error)) FetchOption {
@@ -61,7 +72,7 @@ func Fetch(ctx context.Context, tree *packages.Tree, pkgs []*packages.Package, o
 	for _, o := range opts {
 		o(&cfg)
 	}
-	fo := packages.FetchOptions{Client: fetchClient(), TryTimeout: 10 * time.Minute, Offline: cfg.offline, Hashes: cfg.hashes}
+	fo := packages.FetchOptions{Client: fetchClient(cfg.fileMirrors), TryTimeout: 10 * time.Minute, Offline: cfg.offline, Hashes: cfg.hashes}
 	errs := make([]error, len(pkgs))
 	sem := make(chan struct{}, max(cfg.jobs, 1))
 	var wg sync.WaitGroup
@@ -79,10 +90,20 @@ func Fetch(ctx context.Context, tree *packages.Tree, pkgs []*packages.Package, o
 	return errors.Join(errs...)
 }
 
-// fetchClient is an HTTP client that also reads file:// mirrors (local
-// seeds such as a distribution's static busybox).
-func fetchClient() *http.Client {
+// fetchClient is an HTTP client that also reads file:// mirrors from the
+// directories dirs (local seeds such as a distribution's static busybox).
+// A redirect is followed only to http or https: a mirror cannot send the
+// client to a file.
+func fetchClient(dirs []string) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.RegisterProtocol("file", http.NewFileTransport(http.Dir("/")))
-	return &http.Client{Transport: t}
+	t.RegisterProtocol("file", fileMirrors(dirs))
+	return &http.Client{Transport: t, CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+			return fmt.Errorf("redirect to %s refused", req.URL.Scheme)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -62,11 +63,14 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 			Lower: lowers, Upper: upper, Work: work,
 			Args: step.Args, Env: env, Cwd: step.Workdir, User: step.User,
 			Platform: step.Platform.String(), Network: network,
-			Stdout: log, Stderr: log,
+			Limits: ib.b.limits, Stdout: log, Stderr: log,
 		})
 		// The program's own time: the container's start is sxmake's
 		// overhead, not the step's work.
 		a.process = res.Duration - res.Startup
+		if errors.Is(err, sandbox.ErrLimit) {
+			return fmt.Errorf("RUN exited with status %d: %w", res.ExitCode, err)
+		}
 		if err != nil {
 			return err
 		}
@@ -172,7 +176,7 @@ func (c *copySource) open() (string, func(), error) {
 // reads of it with the --exclude patterns excludes, to in.
 func (ib *imageBuild) copySource(step *rules.Step, excludes []string, in *inputs) (*copySource, error) {
 	pkg := ib.ip.Image.Package
-	fetch := filepath.Join(ib.b.fetchDir, pkg.Stage, pkg.Name)
+	fetch := ib.b.tree.FetchDir(pkg)
 	src := &copySource{b: ib.b.Builder}
 	switch step.From.Kind {
 	case rules.Context:

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
+
 	"github.com/stagex/sxmake/rules"
 )
 
@@ -67,9 +69,26 @@ type Source struct {
 func (p *Package) ID() string { return p.Stage + "-" + p.Name }
 
 // FetchDir returns the directory Fetch fills for p and the build reads
-// p's sources from: <root>/fetch/<stage>/<name>.
+// p's sources from: <root>/fetch/<stage>/<name>, resolved as Dir does.
 func (t *Tree) FetchDir(p *Package) string {
-	return filepath.Join(t.Root, "fetch", p.Stage, p.Name)
+	return t.Dir("fetch", p.Stage, p.Name)
+}
+
+// OutDir returns the default directory of image layouts, <root>/out,
+// resolved as Dir does.
+func (t *Tree) OutDir() string { return t.Dir("out") }
+
+// Dir returns the path of the tree's directory elem (joined), with the
+// symbolic links the tree holds resolved as if the tree root were "/": a
+// link committed to the tree (fetch -> /etc, say) never leads sxmake's
+// reads and writes outside it.
+func (t *Tree) Dir(elem ...string) string {
+	p, err := securejoin.SecureJoin(t.Root, filepath.Join(elem...))
+	if err != nil {
+		// A symlink loop: the plain path fails the same way when used.
+		return filepath.Join(append([]string{t.Root}, elem...)...)
+	}
+	return p
 }
 
 // Package returns the package with the given ID, or nil.
@@ -331,7 +350,7 @@ func (p *Package) expandSource(key string, sm sourceManifest) (Source, error) {
 		}
 		s.File = f
 	}
-	return s, nil
+	return s, p.checkSourceFile(key, sm, s)
 }
 
 // fileFromURL returns the last path segment of a URL.

@@ -1,7 +1,10 @@
 package packages
 
 import (
+	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -254,4 +257,49 @@ func errText(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestDirsStayInTree: fetch/ and out/ are resolved inside the tree, so
+// symbolic links committed to a hostile tree never lead Fetch's writes, a
+// COPY's reads or the layouts outside it.
+func TestDirsStayInTree(t *testing.T) {
+	outside := t.TempDir()
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "packages/core/foo/package.toml"), []byte("[package]\nname = \"foo\"\nversion = \"1.0\"\n\n[sources.foo]\nhash = \""+hashA+"\"\nmirrors = [\"https://example.org/foo.tar.gz\"]\n"))
+	writeFile(t, filepath.Join(root, "packages/core/foo/Containerfile"), []byte("FROM scratch AS package\n"))
+	links := map[string]string{
+		"fetch":       outside,               // absolute, out of the tree
+		"out":         "../../../../../../..", // relative, climbing out
+		"digests":     "/",
+		"fetch2/core": outside,
+	}
+	for name, target := range links {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tree, err := Load(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{tree.FetchDir(tree.Package("core-foo")), tree.OutDir(), tree.Dir("digests"), tree.Dir("fetch2", "core", "foo")} {
+		if !strings.HasPrefix(dir, real+string(filepath.Separator)) && dir != real {
+			t.Errorf("%s is outside the tree %s", dir, real)
+		}
+	}
+	pkg := tree.Package("core-foo")
+	pkg.Sources[0].Mirrors = []string{newFileServer(t, []byte("a"), serveOK).URL + "/foo.tar.gz"}
+	if err := pkg.Fetch(context.Background(), tree.FetchDir(pkg), FetchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) > 0 {
+		t.Errorf("Fetch wrote outside the tree: %v", entries)
+	}
 }

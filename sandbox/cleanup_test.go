@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,8 +113,8 @@ func TestNoLeftovers(t *testing.T) {
 }
 
 // TestSweep: when the process running a step is killed (SIGKILL: no
-// cleanup), its step dies with it and the next New removes its mount,
-// cgroup and state.
+// cleanup), and its reaper too, its step dies with it and the next New
+// removes its mount, cgroup and state.
 func TestSweep(t *testing.T) {
 	sandboxtest.RequiresRoot(t)
 	tmp := t.TempDir()
@@ -148,6 +149,10 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("%d steps in the state directory, want 1", len(steps))
 	}
 	id := steps[0].Name()
+	// Its reaper first, which would otherwise do the sweep's work.
+	for _, p := range reapersOf(helper.Process.Pid) {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
 	helper.Process.Kill()
 	helper.Wait()
 
@@ -176,8 +181,8 @@ func TestSweep(t *testing.T) {
 	}
 }
 
-// ourProcesses lists the processes that are children of this test or run
-// the probe.
+// ourProcesses lists the processes that are children of this test (but
+// its reaper) or run the probe.
 func ourProcesses(t *testing.T) []string {
 	t.Helper()
 	self := strconv.Itoa(os.Getpid())
@@ -189,10 +194,27 @@ func ourProcesses(t *testing.T) []string {
 			continue
 		}
 		status, _ := os.ReadFile(filepath.Join(p, "status"))
-		isChild := bytes.Contains(status, []byte("\nPPid:\t"+self+"\n"))
+		// The reaper (reaper.go) is meant to outlive every step.
+		isReaper := bytes.Contains(cmdline, []byte("\x00sxmake-sandbox-reaper\x00"))
+		isChild := bytes.Contains(status, []byte("\nPPid:\t"+self+"\n")) && !isReaper
 		isProbe := bytes.HasPrefix(cmdline, []byte("probe\x00")) || bytes.HasPrefix(cmdline, []byte("/probe\x00"))
 		if isChild || isProbe {
 			out = append(out, filepath.Base(p)+" "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	return out
+}
+
+// reapersOf returns the pids of the reapers process pid started.
+func reapersOf(pid int) []int {
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	var out []int
+	for _, p := range procs {
+		cmdline, _ := os.ReadFile(filepath.Join(p, "cmdline"))
+		status, _ := os.ReadFile(filepath.Join(p, "status"))
+		if bytes.Contains(cmdline, []byte("\x00sxmake-sandbox-reaper\x00")) && bytes.Contains(status, []byte("\nPPid:\t"+strconv.Itoa(pid)+"\n")) {
+			n, _ := strconv.Atoi(filepath.Base(p))
+			out = append(out, n)
 		}
 	}
 	return out

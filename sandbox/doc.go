@@ -64,9 +64,12 @@
 // not set it; sxmake does, so setuid programs do not raise privileges), and,
 // when the binary is built with the "seccomp" build tag (libcontainer's;
 // cgo and libseccomp-dev), a seccomp profile denying what no build needs
-// (see seccomp.go). Memory and pids limits go to a cgroup (cgroupfs
-// driver) named sxmake/<id> (see [WithCgroupParent]), removed after the
-// step; a memory limit also forbids swap where the kernel accounts it.
+// (see seccomp.go; AF_VSOCK and AF_ALG sockets included). Memory and
+// pids limits go to a cgroup (cgroupfs driver) named sxmake/<id> (see
+// [WithCgroupParent]), removed after the step; a memory limit also
+// forbids swap where the kernel accounts it. A step that reached one
+// fails with [ErrLimit]; [DefaultLimits] are what callers give a step
+// unless told otherwise. The state directory is made private (0700).
 // Resource limits (rlimits) are inherited and never raised.
 //
 // Moving the step's init into its cgroup costs an RCU grace period
@@ -99,8 +102,10 @@
 // step's whole process tree has been killed (it lives in its own pid
 // namespace), its mounts undone and its cgroups removed. The upper
 // directory is left for the caller. Callers turn Ctrl-C into a cancelled
-// context (signal.NotifyContext) so that Run can clean up; if sxmake is
-// killed outright, its steps die with it (parent-death signal) and the
-// next [New] on the same state directory removes their mounts, cgroups
-// and state.
+// context (signal.NotifyContext) so that Run can clean up. If sxmake is
+// killed outright (SIGKILL), its steps die with it: each step's init has
+// the parent-death signal SIGKILL, and killing a pid namespace's init
+// kills all of it. The reaper [New] starts, a process of its own session,
+// then removes their mounts, cgroups and state; should it be killed too,
+// the next [New] on the same state directory does.
 package sandbox

@@ -48,7 +48,9 @@ func WithCgroupParent(parent string) Option {
 // of the sxmake binary; see containerRoot). Nothing is left there once
 // each Run returns. New also removes what steps of a
 // process killed before it could clean up left in stateDir (mounts,
-// cgroups, directories); several processes may share stateDir. Running
+// cgroups, directories); several processes may share stateDir. The first
+// New of a process starts the reaper, a process that does the same for
+// this one once it is gone, however it went (see reaper.go). Running
 // steps needs root. The first New of a process also puts the kernel's
 // cgroup lock in the mode where moving a step into its cgroup does not
 // wait, until the process exits (see "favordynmods" in the package
@@ -58,8 +60,10 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox state directory: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(abs, "steps"), 0o700); err != nil {
-		return nil, fmt.Errorf("creating sandbox state directory: %w", err)
+	for _, d := range []string{abs, filepath.Join(abs, "steps")} {
+		if err := mkdirPrivate(d); err != nil {
+			return nil, fmt.Errorf("creating sandbox state directory: %w", err)
+		}
 	}
 	containers, err := containerRoot(abs)
 	if err != nil {
@@ -70,6 +74,9 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 		o(s)
 	}
 	s.sweep()
+	if err := s.watch(); err != nil {
+		return nil, err
+	}
 	favorDynmods()
 	return s, nil
 }
@@ -78,8 +85,9 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 // non-zero is a Result, not an error. Errors are for everything else: an
 // invalid spec, an unrunnable platform, a failure to set the sandbox up or
 // to start the process (a missing executable, for instance), ErrTimeout
-// when Limits.Timeout expired, or ctx's error when ctx was cancelled. With
-// ErrTimeout and cancellation the Result still holds the log so far.
+// when Limits.Timeout expired, ErrLimit when the step reached its memory
+// or task limit (whatever its exit status), or ctx's error when ctx was
+// cancelled. With these four the Result still holds the log so far.
 //
 // When Run returns, the step's processes, mounts and cgroups are gone.
 // Spec.Upper holds the step's changes; it is meaningful only when err is
@@ -165,6 +173,9 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (res Result, err error) {
 		Init:             true,
 	}
 	res, err = run(ctx, c, p, spec.Limits.Timeout)
+	if err == nil {
+		err = limitsReached(c, spec.Limits)
+	}
 	res.Log = log.bytes()
 	return res, err
 }

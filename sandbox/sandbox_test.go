@@ -3,13 +3,16 @@ package sandbox_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -179,32 +182,64 @@ func TestMissingExecutableFails(t *testing.T) {
 	}
 }
 
+// TestLimits: a step over its memory or task limit is stopped there, and
+// Run says so (ErrLimit), even when the step exits 0 after a refused fork.
 func TestLimits(t *testing.T) {
 	s := newSandbox(t)
-	root := sandboxtest.ProbeRootfs(t, "amd64")
+	probe := sandboxtest.ProbeRootfs(t, "amd64")
 	tests := []struct {
-		name   string
-		limits sandbox.Limits
-		args   []string
-		exit   int
+		name    string
+		root    string
+		limits  sandbox.Limits
+		args    []string
+		exit    int
+		reached string // what the ErrLimit error names; "" for no error
 	}{
-		{"memory within the limit", sandbox.Limits{Memory: 128 << 20}, []string{"/probe", "alloc", "16"}, 0},
-		{"memory over the limit is killed", sandbox.Limits{Memory: 32 << 20}, []string{"/probe", "alloc", "256"}, 128 + 9},
-		{"tasks within the limit", sandbox.Limits{Pids: 64}, []string{"/probe", "exit", "0"}, 0},
+		{"memory within the limit", probe, sandbox.Limits{Memory: 128 << 20}, []string{"/probe", "alloc", "16"}, 0, ""},
+		{"memory over the limit is killed", probe, sandbox.Limits{Memory: 32 << 20}, []string{"/probe", "alloc", "256"}, 128 + 9, "memory (32 MiB)"},
+		{"tasks within the limit", probe, sandbox.Limits{Pids: 64}, []string{"/probe", "exit", "0"}, 0, ""},
 		// With at most 16 tasks, the probe cannot start 40 children. (The
 		// limit leaves room for the threads of the Go init that starts
 		// the step, which a tighter one can make fail to start at all.)
-		{"tasks over the limit", sandbox.Limits{Pids: 16}, []string{"/probe", "spawn", "40"}, 1},
+		{"tasks over the limit", probe, sandbox.Limits{Pids: 16}, []string{"/probe", "spawn", "40"}, 1, "tasks (16)"},
+		{"tasks over the limit then exit 0", probe, sandbox.Limits{Pids: 16}, []string{"/probe", "spawn-try", "40"}, 0, "tasks (16)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := step(t, root, tc.args...)
+			spec := step(t, tc.root, tc.args...)
 			spec.Limits = tc.limits
-			res, _ := mustRun(t, s, spec)
+			res, err := s.Run(context.Background(), spec)
+			switch {
+			case tc.reached == "" && err != nil:
+				t.Fatalf("Run: %v\nlog:\n%s", err, res.Log)
+			case tc.reached != "" && (!errors.Is(err, sandbox.ErrLimit) || !strings.Contains(err.Error(), tc.reached)):
+				t.Fatalf("Run: error %v, want ErrLimit naming %s\nlog:\n%s", err, tc.reached, res.Log)
+			}
 			if res.ExitCode != tc.exit {
 				t.Errorf("exit %d, want %d; log:\n%s", res.ExitCode, tc.exit, res.Log)
 			}
 		})
+	}
+}
+
+// TestDefaultLimits: a quarter of the memory stays with the host, and
+// the task limit is systemd's default TasksMax.
+func TestDefaultLimits(t *testing.T) {
+	l := sandbox.DefaultLimits()
+	if l.Memory <= 0 || l.Pids <= 0 || l.Timeout != 0 {
+		t.Fatalf("DefaultLimits() = %+v", l)
+	}
+	var si syscall.Sysinfo_t
+	if err := syscall.Sysinfo(&si); err != nil {
+		t.Fatal(err)
+	}
+	if total := int64(si.Totalram) * int64(si.Unit); l.Memory > total/4*3 || l.Memory < total/4*3-(1<<20) {
+		t.Errorf("memory limit %d, want 3/4 of %d", l.Memory, total)
+	}
+	pidMax, _ := os.ReadFile("/proc/sys/kernel/pid_max")
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(pidMax)), 10, 64)
+	if l.Pids > n*15/100 {
+		t.Errorf("task limit %d above 15%% of pid_max %d", l.Pids, n)
 	}
 }
 

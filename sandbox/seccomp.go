@@ -25,10 +25,24 @@ var deniedSyscalls = []string{
 	"unshare", "uselib", "userfaultfd", "ustat", "vhangup",
 }
 
+// deniedSocketFamilies fail socket(2) with EPERM, as under the default
+// profiles of Docker and containerd (v2.4): AF_VSOCK reaches the host and
+// virtual machines through no network namespace, AF_ALG is the kernel's
+// cryptography API, attack surface no build needs. Families from
+// firstUnknownFamily on (AF_MAX of Linux 6; no such family yet) are
+// denied too, as containerd's allow-list does.
+var deniedSocketFamilies = []uint64{unix.AF_ALG, unix.AF_VSOCK}
+
+const firstUnknownFamily = 46
+
 // seccompProfile allows every system call but deniedSyscalls, clone with
 // CLONE_NEWUSER (a user namespace would give back the capabilities the
-// step lacks), and clone3 (its flags cannot be filtered: it fails with
-// ENOSYS so that libc falls back to clone, as under Docker's profile).
+// step lacks), clone3 (its flags cannot be filtered: it fails with ENOSYS
+// so that libc falls back to clone, as under Docker's profile), and
+// socket(2) of deniedSocketFamilies. Like Docker's and containerd's
+// profiles it cannot filter the socket families of socketcall(2), which
+// 32-bit x86 programs may use instead of socket(2): its arguments are
+// behind a pointer.
 // It covers the native and the 32-bit x86 system call tables, so linux/386
 // steps are filtered too. Unlike Docker's, it leaves the x32 table out: a
 // program of the x32 ABI, which no StageX platform uses and Debian's
@@ -42,10 +56,21 @@ func seccompProfile() *specs.LinuxSeccomp {
 	}
 	eperm := uint(unix.EPERM)
 	enosys := uint(unix.ENOSYS)
+	socket := func(op specs.LinuxSeccompOperator, family uint64) specs.LinuxSyscall {
+		return specs.LinuxSyscall{
+			Names: []string{"socket"}, Action: specs.ActErrno, ErrnoRet: &eperm,
+			Args: []specs.LinuxSeccompArg{{Index: 0, Value: family, Op: op}},
+		}
+	}
+	var sockets []specs.LinuxSyscall
+	for _, f := range deniedSocketFamilies {
+		sockets = append(sockets, socket(specs.OpEqualTo, f))
+	}
+	sockets = append(sockets, socket(specs.OpGreaterEqual, firstUnknownFamily))
 	return &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
 		Architectures: arches,
-		Syscalls: []specs.LinuxSyscall{
+		Syscalls: append([]specs.LinuxSyscall{
 			{Names: deniedSyscalls, Action: specs.ActErrno, ErrnoRet: &eperm},
 			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
 			{
@@ -57,6 +82,6 @@ func seccompProfile() *specs.LinuxSeccomp {
 					Op: specs.OpMaskedEqual,
 				}},
 			},
-		},
+		}, sockets...),
 	}
 }

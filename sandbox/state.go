@@ -3,9 +3,12 @@ package sandbox
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // containerRoot returns the directory libcontainer keeps the state of the
@@ -33,12 +36,34 @@ func containerRoot(state string) (string, error) {
 		if within(realPath(dir), exeDir) {
 			continue
 		}
-		if err := os.MkdirAll(dir, 0o700); err == nil {
+		if err := mkdirPrivate(dir); err == nil {
 			return dir, nil
 		}
 	}
 	// Nowhere outside (the binary is in /): libcontainer copies it.
-	return preferred, os.MkdirAll(preferred, 0o700)
+	return preferred, mkdirPrivate(preferred)
+}
+
+// mkdirPrivate creates dir and its missing parents, and makes dir mode
+// 0700 whatever its mode was: step root file systems are mounted under
+// the state directory, and libcontainer's state (which says what to kill
+// and which cgroups to remove) is kept in the container directory. A
+// directory another user owns (one planted in /tmp, say) is refused.
+func mkdirPrivate(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return err
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to uid %d", dir, st.Uid, os.Geteuid())
+	}
+	if st.Mode&0o7777 != 0o700 {
+		return os.Chmod(dir, 0o700)
+	}
+	return nil
 }
 
 // within reports whether path is dir or lies under it.

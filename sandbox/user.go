@@ -2,14 +2,13 @@ package sandbox
 
 import (
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
+
+	"github.com/stagex/sxmake/sandbox/rootfs"
 )
 
 // identity is the resolved user of a step.
@@ -67,14 +66,10 @@ func parseID(s string) (int, error) {
 	return int(n), err
 }
 
-// openInRoot opens name resolved inside rootfs; nil if it cannot.
-func openInRoot(rootfs, name string) io.Reader {
-	p, err := securejoin.SecureJoin(rootfs, name)
-	if err != nil {
-		return nil
-	}
-	// O_NONBLOCK: a FIFO planted in the rootfs must not hang sxmake.
-	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+// openInRoot opens name resolved inside root; nil if it cannot (or if it
+// is not a regular file: a FIFO planted there must not hang sxmake).
+func openInRoot(root, name string) io.Reader {
+	f, err := rootfs.Open(root, name)
 	if err != nil {
 		return nil
 	}

@@ -63,6 +63,7 @@ type row struct {
 
 func main() {
 	flag.Parse()
+	oracle.AllowSeeds()
 	scenarios := []struct {
 		name string
 		fn   func(work string) (row, error)

@@ -40,6 +40,7 @@ func main() {
 	platforms := flag.String("platform", "", "build for these platforms (comma-separated) and compare the images' indexes")
 	diff := flag.Bool("diff", false, "describe how two OCI layouts (BuildKit's, then sxmake's) differ")
 	flag.Parse()
+	oracle.AllowSeeds()
 	if *diff {
 		if flag.NArg() != 2 {
 			fmt.Fprintln(os.Stderr, "usage: sxcompat -diff BUILDKIT_LAYOUT SXMAKE_LAYOUT")

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +32,13 @@ type buildFlags struct {
 	offline   bool
 	cacheFrom []string // --cache-from remotes (cache.go)
 	cacheTo   []string // --cache-to remotes
+
+	fileMirrors []string // --file-mirrors (fetch.go)
+
+	stepMemory   byteSize // --step-memory; -1: the default
+	stepPids     int64    // --step-pids; -1: the default
+	stepTimeout  time.Duration
+	cgroupParent string
 }
 
 // defaultCacheDir is $XDG_CACHE_HOME/sxmake, or ~/.cache/sxmake.
@@ -84,7 +93,7 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	if err != nil {
 		return nil, err
 	}
-	if err := fetchSources(ctx, stderr, c, tree, bf.offline, plan); err != nil {
+	if err := fetchSources(ctx, stderr, c, tree, bf, plan); err != nil {
 		return nil, err
 	}
 	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
@@ -96,7 +105,7 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 		buildOpts = append(buildOpts, engine.WithOutDir(outDir))
 	}
 	start := time.Now()
-	report, err := buildPlan(ctx, tree, c, plan, prog, opts, buildOpts...)
+	report, err := buildPlan(ctx, tree, c, plan, prog, bf.sandboxOptions(), opts, buildOpts...)
 	if report == nil {
 		return nil, err
 	}
@@ -130,17 +139,18 @@ func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *plat
 	}
 	for _, ir := range r.Images {
 		if ir.Err == nil && targets[ir.Name] {
-			fmt.Fprintf(stdout, "%s %s\n", ir.Digest.Hex(), ir.Name)
+			fmt.Fprintf(stdout, "%s %s\n", ir.Digest.Hex(), safeLine(ir.Name))
 		}
 	}
 }
 
 // buildPlan builds plan with a Builder on the cache c (the sandbox's
-// state under it) configured by opts and buildOpts, reporting to prog,
-// which it closes. The report is nil when the build could not start.
-func buildPlan(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *engine.Plan, prog progress, opts []engine.Option, buildOpts ...engine.BuildOption) (*engine.Report, error) {
+// state under it, configured by sbOpts) configured by opts and buildOpts,
+// reporting to prog, which it closes. The report is nil when the build
+// could not start.
+func buildPlan(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *engine.Plan, prog progress, sbOpts []sandbox.Option, opts []engine.Option, buildOpts ...engine.BuildOption) (*engine.Report, error) {
 	defer prog.close()
-	b, err := openBuilder(tree, c, opts...)
+	b, err := openBuilder(tree, c, sbOpts, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -148,9 +158,9 @@ func buildPlan(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *e
 }
 
 // openBuilder returns a Builder on the cache c, running steps in a sandbox
-// whose state is under it.
-func openBuilder(tree *packages.Tree, c *cache.Cache, opts ...engine.Option) (*engine.Builder, error) {
-	sb, err := sandbox.New(filepath.Join(c.Dir, "run"))
+// (configured by sbOpts) whose state is under it.
+func openBuilder(tree *packages.Tree, c *cache.Cache, sbOpts []sandbox.Option, opts ...engine.Option) (*engine.Builder, error) {
+	sb, err := sandbox.New(filepath.Join(c.Dir, "run"), sbOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +172,7 @@ func (bf *buildFlags) outDirOf(tree *packages.Tree) string {
 	if bf.outDir != "" {
 		return bf.outDir
 	}
-	return filepath.Join(tree.Root, "out")
+	return tree.OutDir()
 }
 
 func (bf *buildFlags) cacheDirOrDefault() string {
@@ -188,5 +198,46 @@ func (bf *buildFlags) options() []engine.Option {
 	if len(bf.network) > 0 {
 		opts = append(opts, engine.WithNetwork(bf.network...))
 	}
-	return opts
+	return append(opts, engine.WithStepLimits(bf.stepLimits()))
 }
+
+// stepLimits are the limits of each RUN step: sandbox.DefaultLimits,
+// changed by the --step-* flags (0: no limit).
+func (bf *buildFlags) stepLimits() sandbox.Limits {
+	l := sandbox.DefaultLimits()
+	if bf.stepMemory >= 0 {
+		l.Memory = int64(bf.stepMemory)
+	}
+	if bf.stepPids >= 0 {
+		l.Pids = bf.stepPids
+	}
+	l.Timeout = bf.stepTimeout
+	return l
+}
+
+// sandboxOptions are the sandbox's options the flags ask for.
+func (bf *buildFlags) sandboxOptions() []sandbox.Option {
+	if bf.cgroupParent == "" {
+		return nil
+	}
+	return []sandbox.Option{sandbox.WithCgroupParent(strings.Trim(bf.cgroupParent, "/"))}
+}
+
+// byteSize is a flag holding a size in bytes, written 500M or 2G
+// (parseBytes); negative means unset.
+type byteSize int64
+
+func (b *byteSize) Set(s string) error {
+	n, err := parseBytes(s)
+	*b = byteSize(n)
+	return err
+}
+
+func (b *byteSize) String() string {
+	if *b < 0 {
+		return ""
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+func (b *byteSize) Type() string { return "size" }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/schollz/progressbar/v3"
@@ -40,7 +41,7 @@ resumed. Files already present and right are not downloaded again.`,
 			if err != nil {
 				return err
 			}
-			return fetchSources(cmd.Context(), cmd.ErrOrStderr(), c, tree, bf.offline, plan)
+			return fetchSources(cmd.Context(), cmd.ErrOrStderr(), c, tree, bf, plan)
 		},
 	}
 }
@@ -49,7 +50,8 @@ resumed. Files already present and right are not downloaded again.`,
 // once, with a progress bar on a terminal and one line per package
 // otherwise. A source present is verified with the file hashes of the
 // cache c: one unchanged since it was last verified is not read.
-func fetchSources(ctx context.Context, stderr io.Writer, c *cache.Cache, tree *packages.Tree, offline bool, plans ...*engine.Plan) error {
+func fetchSources(ctx context.Context, stderr io.Writer, c *cache.Cache, tree *packages.Tree, bf *buildFlags, plans ...*engine.Plan) error {
+	offline := bf.offline
 	pkgs := engine.Packages(plans...)
 	total := len(pkgs)
 	var mu sync.Mutex
@@ -67,13 +69,38 @@ func fetchSources(ctx context.Context, stderr io.Writer, c *cache.Cache, tree *p
 			mu.Lock()
 			defer mu.Unlock()
 			if err == nil {
-				fmt.Fprintf(stderr, "[%s] sources ok\n", pkg.ID())
+				fmt.Fprintf(stderr, "[%s] sources ok\n", safeLine(pkg.ID()))
 			}
 		}
 	}
-	opts := []engine.FetchOption{engine.WithFetchDone(report), engine.WithHashes(c.Files)}
+	dirs, err := bf.fileMirrorDirs()
+	if err != nil {
+		return err
+	}
+	opts := []engine.FetchOption{engine.WithFetchDone(report), engine.WithHashes(c.Files), engine.WithFileMirrors(dirs...)}
 	if offline {
 		opts = append(opts, engine.Offline())
 	}
 	return engine.Fetch(ctx, tree, pkgs, opts...)
+}
+
+// fileMirrorDirs are the directories file:// mirrors may read from:
+// --file-mirrors, else $SXMAKE_FILE_MIRRORS (a list like PATH), else
+// none. Each must be an absolute path.
+func (bf *buildFlags) fileMirrorDirs() ([]string, error) {
+	dirs := bf.fileMirrors
+	if dirs == nil {
+		dirs = filepath.SplitList(os.Getenv("SXMAKE_FILE_MIRRORS"))
+	}
+	var out []string
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if !filepath.IsAbs(d) {
+			return nil, usagef("file mirror directory %q is not an absolute path", d)
+		}
+		out = append(out, filepath.Clean(d))
+	}
+	return out, nil
 }

@@ -59,11 +59,11 @@ to what it needs.`,
 // writeTree prints img and, below it, the images it needs.
 func writeTree(w io.Writer, img *packages.Image, first, rest string, seen map[*packages.Image]bool) {
 	if seen[img] && len(img.Deps) > 0 {
-		fmt.Fprintf(w, "%s%s (*)\n", first, img.Name)
+		fmt.Fprintf(w, "%s%s (*)\n", first, safeLine(img.Name))
 		return
 	}
 	seen[img] = true
-	fmt.Fprintf(w, "%s%s\n", first, img.Name)
+	fmt.Fprintf(w, "%s%s\n", first, safeLine(img.Name))
 	for i, d := range img.Deps {
 		if i == len(img.Deps)-1 {
 			writeTree(w, d, rest+"└── ", rest+"    ", seen)

@@ -24,7 +24,7 @@ then its package directory and, for a subpackage, its Containerfile stage.`,
 				if img.Target != "" {
 					line += "\t" + img.Target
 				}
-				fmt.Fprintln(w, line)
+				fmt.Fprintln(w, safeLine(line))
 			}
 			return nil
 		},

@@ -57,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "sxmake: %s\n", describe(err))
+	fmt.Fprintf(stderr, "sxmake: %s\n", safe(describe(err)))
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "Run 'sxmake --help' for usage.\n")
@@ -86,7 +86,7 @@ type globalFlags struct {
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	var dryRun, explain bool
-	bf := &buildFlags{}
+	bf := &buildFlags{stepMemory: -1, stepPids: -1}
 	g.cacheDir = bf.cacheDirOrDefault
 	root := &cobra.Command{
 		Use:   "sxmake [flags] TARGET...",
@@ -124,6 +124,11 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringVar(&bf.progress, "progress", "auto", "progress output: auto, tty or plain")
 	pf.BoolVar(&bf.json, "json", false, "print build events as JSON lines on stdout")
 	pf.BoolVar(&bf.offline, "offline", false, "download nothing: fail before building when a source is missing")
+	pf.Var(&bf.stepMemory, "step-memory", "kill a RUN step whose memory exceeds SIZE (500M, 8G; 0: no limit) and fail it (default: 3/4 of the host's memory)")
+	pf.Int64Var(&bf.stepPids, "step-pids", -1, "fail a RUN step that would have more than N processes and threads at once (0: no limit; default: 15% of the kernel's task limit)")
+	pf.DurationVar(&bf.stepTimeout, "step-timeout", 0, "kill and fail a RUN step running longer than this (90m, 2h; default: no limit)")
+	pf.StringVar(&bf.cgroupParent, "cgroup-parent", "", "put each RUN step's cgroup under this cgroup (default: /sxmake)")
+	pf.StringSliceVar(&bf.fileMirrors, "file-mirrors", nil, "let file:// mirrors read files under these directories, and nowhere else (default: $SXMAKE_FILE_MIRRORS, a list like PATH; none)")
 	pf.StringVar(&bf.cacheDir, "cache-dir", "", "the cache directory (default: $XDG_CACHE_HOME/sxmake or ~/.cache/sxmake)")
 	pf.StringArrayVar(&bf.cacheFrom, "cache-from", nil, "also look actions up in this remote cache, never writing to it: dir:PATH, http(s)://HOST/PREFIX or registry:HOST/REPO (repeatable)")
 	pf.StringArrayVar(&bf.cacheTo, "cache-to", nil, "after the build, export results to this remote cache; add ,mode=max for every action, not only the targets' layers (repeatable)")

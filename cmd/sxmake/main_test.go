@@ -23,10 +23,19 @@ func TestMain(m *testing.M) {
 	if os.Getenv("SXMAKE_TEST_MAIN") == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	// The test trees' seeds are file:// mirrors of the host's busybox
+	// (busybox-static, and the arm64 one .ci/install-deps extracts),
+	// unless the caller (a script, for the commands it runs) says.
+	if _, ok := os.LookupEnv("SXMAKE_FILE_MIRRORS"); !ok {
+		os.Setenv("SXMAKE_FILE_MIRRORS", seedDirs)
+	}
 	testscript.Main(m, map[string]func(){
 		"sxmake": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})
 }
+
+// seedDirs are the directories the test trees' file:// mirrors read.
+const seedDirs = "/bin:/usr/local/share/sxmake"
 
 // repoTestdata is the repository's top-level testdata directory.
 func repoTestdata(t *testing.T) string {

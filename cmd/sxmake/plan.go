@@ -133,9 +133,9 @@ func planTree(c *cache.Cache, tree *packages.Tree, names []string, ps []rules.Pl
 
 func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[string]actionStatus, explain bool) {
 	pkg := ip.Image.Package
-	fmt.Fprintf(w, "# %d/%d %s\n", n, total, ip.Image.Name)
-	fmt.Fprintf(w, "package    packages/%s/%s %s\n", pkg.Stage, pkg.Name, pkg.Version)
-	fmt.Fprintf(w, "target     %s\n", ip.Build.Target.Label())
+	fmt.Fprintf(w, "# %d/%d %s\n", n, total, safeLine(ip.Image.Name))
+	fmt.Fprintf(w, "package    packages/%s/%s %s\n", safeLine(pkg.Stage), safeLine(pkg.Name), safeLine(pkg.Version))
+	fmt.Fprintf(w, "target     %s\n", safeLine(ip.Build.Target.Label()))
 	fmt.Fprintf(w, "platform   %s\n", ip.Platform)
 	keys := make([]string, 0, len(ip.BuildArgs))
 	for k := range ip.BuildArgs {
@@ -143,13 +143,13 @@ func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "build-arg  %s=%s\n", k, ip.BuildArgs[k])
+		fmt.Fprintf(w, "build-arg  %s=%s\n", safeLine(k), safeLine(ip.BuildArgs[k]))
 	}
 	for _, st := range ip.Build.Stages {
-		fmt.Fprintf(w, "stage %d %s FROM %s\n", st.Index, st.Label(), baseLabel(st.Base))
+		fmt.Fprintf(w, "stage %d %s FROM %s\n", st.Index, safeLine(st.Label()), safeLine(baseLabel(st.Base)))
 		for i, step := range st.Steps {
 			// Multi-line steps (heredocs) keep their lines, indented.
-			text := strings.ReplaceAll(step.String(), "\n", "\n\t\t")
+			text := strings.ReplaceAll(safe(step.String()), "\n", "\n\t\t")
 			mark := ""
 			s, known := status[engine.ActionName(ip.Image.Name, st, i)]
 			switch {
@@ -162,7 +162,7 @@ func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[
 			fmt.Fprintf(w, "  %d:%d\t%s\t%s\n", step.Pos.Line, step.Pos.Col, mark, text)
 			if explain {
 				for _, e := range s.explain {
-					fmt.Fprintf(w, "\t\texplain: %s\n", e)
+					fmt.Fprintf(w, "\t\texplain: %s\n", safeLine(e))
 				}
 			}
 		}

@@ -48,10 +48,10 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 		}
 		builds[i] = &platformBuild{plan: plans[i]}
 	}
-	if err := fetchSources(ctx, stderr, c, tree, bf.offline, plans...); err != nil {
+	if err := fetchSources(ctx, stderr, c, tree, bf, plans...); err != nil {
 		return err
 	}
-	b, err := openBuilder(tree, c, opts...)
+	b, err := openBuilder(tree, c, bf.sandboxOptions(), opts...)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 	}
 	outDir := bf.outDir
 	if outDir == "" {
-		outDir = filepath.Join(tree.Root, "out")
+		outDir = tree.OutDir()
 	}
 	for _, name := range order {
 		dest := filepath.Join(outDir, name)
@@ -87,7 +87,7 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
-		fmt.Fprintf(stderr, "[%s] index  %s (%d platforms)\n", name, d, len(layouts[name]))
+		fmt.Fprintf(stderr, "[%s] index  %s (%d platforms)\n", safeLine(name), d, len(layouts[name]))
 	}
 	return nil
 }

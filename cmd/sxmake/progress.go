@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
@@ -52,31 +53,34 @@ func (p *plainProgress) close() {}
 func (p *plainProgress) event(ev engine.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	image, action := safeLine(ev.Image), safeLine(ev.Action)
 	switch ev.Kind {
 	case engine.ActionStarted:
-		fmt.Fprintf(p.w, "[%s] run    %s\n", ev.Image, ev.Action)
+		fmt.Fprintf(p.w, "[%s] run    %s\n", image, action)
 	case engine.ActionCached:
-		fmt.Fprintf(p.w, "[%s] cached %s\n", ev.Image, ev.Action)
+		fmt.Fprintf(p.w, "[%s] cached %s\n", image, action)
 	case engine.ActionDone:
-		fmt.Fprintf(p.w, "[%s] done   %s (%.2fs)\n", ev.Image, ev.Action, ev.Duration.Seconds())
+		fmt.Fprintf(p.w, "[%s] done   %s (%.2fs)\n", image, action, ev.Duration.Seconds())
 	case engine.ActionFailed, engine.ImageSkipped:
 		printFailure(p.w, ev)
 	case engine.ImageDone:
-		fmt.Fprintf(p.w, "[%s] image  %s\n", ev.Image, ev.Digest)
+		fmt.Fprintf(p.w, "[%s] image  %s\n", image, ev.Digest)
 	case engine.CacheWarning:
-		fmt.Fprintf(p.w, "[%s] warning %s: %v\n", ev.Image, ev.Action, ev.Err)
+		fmt.Fprintf(p.w, "[%s] warning %s: %s\n", image, action, safe(fmt.Sprint(ev.Err)))
 	}
 }
 
-// printFailure prints a failed action with the tail of its log.
+// printFailure prints a failed action with the tail of its log, which
+// is the step's: every line is made safe for a terminal.
 func printFailure(w io.Writer, ev engine.Event) {
+	image := safeLine(ev.Image)
 	if ev.Kind == engine.ImageSkipped {
-		fmt.Fprintf(w, "[%s] skipped: %v\n", ev.Image, ev.Err)
+		fmt.Fprintf(w, "[%s] skipped: %s\n", image, safe(fmt.Sprint(ev.Err)))
 		return
 	}
-	fmt.Fprintf(w, "[%s] FAILED %s: %v\n", ev.Image, ev.Action, ev.Err)
+	fmt.Fprintf(w, "[%s] FAILED %s: %s\n", image, safeLine(ev.Action), safe(fmt.Sprint(ev.Err)))
 	for _, l := range lastLines(ev.Log, 20) {
-		fmt.Fprintf(w, "[%s] | %s\n", ev.Image, l)
+		fmt.Fprintf(w, "[%s] | %s\n", image, safeLine(l))
 	}
 }
 
@@ -192,14 +196,14 @@ func (p *ttyProgress) event(ev engine.Event) {
 		}
 	case engine.ActionDone:
 		delete(p.running, id)
-		fmt.Fprintf(p.w, "[%s] done   %s (%.2fs)\n", ev.Image, ev.Action, ev.Duration.Seconds())
+		fmt.Fprintf(p.w, "[%s] done   %s (%.2fs)\n", safeLine(ev.Image), safeLine(ev.Action), ev.Duration.Seconds())
 	case engine.ActionFailed, engine.ImageSkipped:
 		delete(p.running, id)
 		printFailure(p.w, ev)
 	case engine.ImageDone:
-		fmt.Fprintf(p.w, "[%s] image  %s\n", ev.Image, ev.Digest)
+		fmt.Fprintf(p.w, "[%s] image  %s\n", safeLine(ev.Image), ev.Digest)
 	case engine.CacheWarning:
-		fmt.Fprintf(p.w, "[%s] warning %s: %v\n", ev.Image, ev.Action, ev.Err)
+		fmt.Fprintf(p.w, "[%s] warning %s: %s\n", safeLine(ev.Image), safeLine(ev.Action), safe(fmt.Sprint(ev.Err)))
 	}
 	p.redraw()
 }
@@ -227,12 +231,17 @@ func (p *ttyProgress) redraw() {
 	}
 	sort.Slice(live, func(i, j int) bool { return live[i].start.Before(live[j].start) })
 	for _, a := range live {
-		line := fmt.Sprintf("%5.1fs [%s] %s", time.Since(a.start).Seconds(), a.image, a.action)
+		line := fmt.Sprintf("%5.1fs [%s] %s", time.Since(a.start).Seconds(), safeLine(a.image), safeLine(a.action))
 		if a.last != "" {
-			line += " | " + a.last
+			line += " | " + safeLine(a.last)
 		}
 		if len(line) > width-1 {
-			line = line[:width-1]
+			// On a character boundary.
+			cut := width - 1
+			for cut > 0 && !utf8.RuneStart(line[cut]) {
+				cut--
+			}
+			line = line[:cut]
 		}
 		fmt.Fprintln(p.w, line)
 	}

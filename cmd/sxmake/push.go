@@ -38,7 +38,7 @@ from the command line.`,
 			repo, tag := splitTag(args[len(args)-1])
 			outDir := bf.outDir
 			if outDir == "" {
-				outDir = filepath.Join(tree.Root, "out")
+				outDir = tree.OutDir()
 			}
 			for _, img := range imgs {
 				ref := repo + ":" + tag

@@ -70,7 +70,7 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 	if err != nil {
 		return err
 	}
-	report, err := buildPlan(ctx, tree, fresh, plan, prog, bf.options(), engine.WithOutDir(filepath.Join(tmp, "out")))
+	report, err := buildPlan(ctx, tree, fresh, plan, prog, bf.sandboxOptions(), bf.options(), engine.WithOutDir(filepath.Join(tmp, "out")))
 	if err != nil {
 		return err
 	}
@@ -81,11 +81,11 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 			continue
 		}
 		if ref == ir.Digest.Hex() {
-			fmt.Fprintf(stdout, "reproduced  %s %s\n", ir.Digest.Hex(), ir.Name)
+			fmt.Fprintf(stdout, "reproduced  %s %s\n", ir.Digest.Hex(), safeLine(ir.Name))
 			continue
 		}
 		bad++
-		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), ir.Name, ref)
+		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), safeLine(ir.Name), ref)
 		if digestsFile == "" {
 			explainDifference(stdout, filepath.Join(bf.outDirOf(tree), ir.Name), ir.Layout)
 		}
@@ -107,7 +107,7 @@ func verifyPlan(ctx context.Context, stderr io.Writer, c *cache.Cache, g *global
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return plan, tree, want, fetchSources(ctx, stderr, c, tree, bf.offline, plan)
+	return plan, tree, want, fetchSources(ctx, stderr, c, tree, bf, plan)
 }
 
 // referenceDigests returns the digests to verify the plan's images
@@ -168,11 +168,11 @@ func explainDifference(w io.Writer, want, got string) {
 			fmt.Fprintf(w, "            ... and %d more files\n", len(d.Files)-i)
 			break
 		}
-		fmt.Fprintf(w, "            %s: %s\n", f.Path, f.What)
+		fmt.Fprintf(w, "            %s: %s\n", safeLine(f.Path), safeLine(f.What))
 	}
 	if path, err := exec.LookPath("diffoscope"); err == nil && d.WantPath != "" && d.GotPath != "" {
 		out, _ := exec.Command(path, "--text", "-", d.WantPath, d.GotPath).CombinedOutput()
-		fmt.Fprintf(w, "%s\n", strings.Join(lastLines(out, 200), "\n"))
+		fmt.Fprintf(w, "%s\n", safe(strings.Join(lastLines(out, 200), "\n")))
 	}
 }
 
@@ -204,7 +204,7 @@ publishes them. With targets, only those images.`,
 			}
 			outDir := bf.outDir
 			if outDir == "" {
-				outDir = filepath.Join(tree.Root, "out")
+				outDir = tree.OutDir()
 			}
 			return writeDigests(cmd.OutOrStdout(), tree, imgs, outDir)
 		},
@@ -230,7 +230,7 @@ func writeDigests(w io.Writer, tree *packages.Tree, imgs []*packages.Image, outD
 	}
 	for stage, lines := range byStage {
 		sort.SliceStable(lines, func(i, j int) bool { return strings.Fields(lines[i])[1] < strings.Fields(lines[j])[1] })
-		path := filepath.Join(tree.Root, "digests", stage+".txt")
+		path := filepath.Join(tree.Dir("digests"), stage+".txt")
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"syscall"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
+
+	"github.com/stagex/sxmake/sandbox/rootfs"
 )
 
 // Owner is a numeric uid and gid.
@@ -98,13 +99,10 @@ func ResolveChown(destRoot, spec string) (Owner, error) {
 }
 
 // lookupFile opens name inside root and parses it; a missing file gives no
-// entries.
+// entries. Anything but a regular file is an error, and never opened (a
+// FIFO would hang sxmake; see package rootfs).
 func lookupFile(root, name string, parse func(*os.File) ([]Owner, error)) ([]Owner, error) {
-	p, err := securejoin.SecureJoin(root, name)
-	if err != nil {
-		return nil, fmt.Errorf("resolving %s: %w", name, err)
-	}
-	f, err := os.Open(p)
+	f, err := rootfs.Open(root, name)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, nil
 	}

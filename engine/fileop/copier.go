@@ -14,6 +14,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
+
+	"github.com/stagex/sxmake/sandbox/rootfs"
 )
 
 // copier copies one source tree (one wildcard match) into the destination,
@@ -307,7 +309,7 @@ func (c *copier) copyRegular(src, target string, fi fs.FileInfo) error {
 		}
 		c.inodes[st.Ino] = target
 	}
-	in, err := os.Open(src)
+	in, err := rootfs.OpenRegular(src)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
+
+	"github.com/stagex/sxmake/sandbox/rootfs"
 )
 
 // Compression is the compression of an archive, detected from its first
@@ -109,11 +111,7 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 // file (not a symlink) whose decompressed content starts with a valid tar
 // header. Unreadable files are not archives.
 func IsArchive(p string) bool {
-	fi, err := os.Lstat(p)
-	if err != nil || !fi.Mode().IsRegular() {
-		return false
-	}
-	f, err := os.Open(p)
+	f, err := rootfs.OpenRegular(p)
 	if err != nil {
 		return false
 	}
@@ -140,7 +138,7 @@ func (a *applier) unpack(ctx context.Context, src string) (bool, error) {
 	if err := a.mkdirAll(dest, 0o755); err != nil {
 		return false, err
 	}
-	f, err := os.Open(src)
+	f, err := rootfs.OpenRegular(src)
 	if err != nil {
 		return false, err
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/archive"
 	cfs "github.com/containerd/continuity/fs"
 	"golang.org/x/sys/unix"
+
+	"github.com/stagex/sxmake/sandbox/rootfs"
 )
 
 // WriteDiff writes to w the uncompressed layer tar of the overlay upper dir
@@ -204,12 +206,12 @@ func sameDirent(f1, f2 os.FileInfo, p1, p2 string) (bool, error) {
 
 // sameContent compares two regular files byte for byte.
 func sameContent(p1, p2 string) (bool, error) {
-	a, err := os.Open(p1)
+	a, err := rootfs.OpenRegular(p1)
 	if err != nil {
 		return false, err
 	}
 	defer a.Close()
-	b, err := os.Open(p2)
+	b, err := rootfs.OpenRegular(p2)
 	if err != nil {
 		return false, err
 	}

@@ -16,9 +16,13 @@ package sandboxtest
 //	ls PATH         print the names in directory PATH; exit 1 on error
 //	sleep SECONDS   sleep
 //	spawn N         start N children that sleep an hour, then sleep an hour
+//	spawn-try N     start up to N such children, stop at the first failure,
+//	                and exit 0
 //	clocks          print CLOCK_MONOTONIC and CLOCK_BOOTTIME in whole seconds
 //	alloc MIB       allocate and touch MIB mebibytes, then print "ok"
 //	keyctl          print "ok" if keyctl(2) works, else its error
+//	socket FAMILY   print "ok" if socket(FAMILY, SOCK_STREAM or, failing
+//	                that, SOCK_SEQPACKET, 0) works, else the first error
 //	arch            print GOARCH
 //	uid             print uid:gid and the supplementary groups
 const probeSource = `package main
@@ -105,6 +109,14 @@ func main() {
 			fmt.Println("child", p.Pid)
 		}
 		time.Sleep(time.Hour)
+	case "spawn-try":
+		n, _ := strconv.Atoi(args[0])
+		for i := 0; i < n; i++ {
+			if _, err := os.StartProcess("/proc/self/exe", []string{"probe", "sleep", "3600"}, &os.ProcAttr{}); err != nil {
+				fmt.Println(err)
+				break
+			}
+		}
 	case "clocks":
 		fmt.Println(clock(1), clock(7))
 	case "alloc":
@@ -125,6 +137,18 @@ func main() {
 			fmt.Println(e.Error())
 			return
 		}
+		fmt.Println("ok")
+	case "socket":
+		family, _ := strconv.Atoi(args[0])
+		fd, err := syscall.Socket(family, syscall.SOCK_STREAM, 0)
+		if err != nil {
+			fd, _ = syscall.Socket(family, syscall.SOCK_SEQPACKET, 0)
+		}
+		if fd < 0 {
+			fmt.Println(err.Error())
+			return
+		}
+		syscall.Close(fd)
 		fmt.Println("ok")
 	case "arch":
 		fmt.Println(runtime.GOARCH)

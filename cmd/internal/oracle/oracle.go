@@ -22,6 +22,16 @@ import (
 	"github.com/stagex/sxmake/packages"
 )
 
+// AllowSeeds lets the sxmake processes started from now on read the
+// file:// mirrors of the repository's test trees, Debian's static
+// busybox in /bin and the arm64 one .ci/install-deps extracts, unless
+// SXMAKE_FILE_MIRRORS already names directories.
+func AllowSeeds() {
+	if _, ok := os.LookupEnv("SXMAKE_FILE_MIRRORS"); !ok {
+		os.Setenv("SXMAKE_FILE_MIRRORS", "/bin:/usr/local/share/sxmake")
+	}
+}
+
 // Dir is where the oracle's binaries and daemon state live.
 func Dir() string {
 	if d := os.Getenv("SXMAKE_ORACLE_DIR"); d != "" {
