@@ -241,7 +241,7 @@ func (ib *imageBuild) write(s *state) (*imageResult, error) {
 	opts := []image.Option{
 		image.WithEpoch(epoch),
 		image.WithPlatform(imagePlatform(ib.ip.Platform)),
-		image.WithStageXAnnotations(name, ib.ip.Image.Package.Version),
+		image.WithStageXAnnotations(name, ib.ip.Image.Package.Tag()),
 	}
 	if s.base != nil {
 		opts = append(opts, image.WithBase(s.base))
