@@ -102,15 +102,20 @@ func WithAnnotations(a map[string]string) Option {
 	return func(o *options) { o.annotations = a }
 }
 
-// WithStageXAnnotations sets the three annotations StageX exports with:
-// the version, a creation time of 1970-01-01T00:00:01Z and the
-// distribution source stagex/<name>.
+// WithStageXAnnotations sets the annotations of StageXAnnotations.
 func WithStageXAnnotations(name, version string) Option {
-	return WithAnnotations(map[string]string{
+	return WithAnnotations(StageXAnnotations(name, version))
+}
+
+// StageXAnnotations are the three manifest annotations StageX exports
+// image name with: the version (its tag), a creation time of
+// 1970-01-01T00:00:01Z and the distribution source stagex/<name>.
+func StageXAnnotations(name, version string) map[string]string {
+	return map[string]string{
 		AnnotationVersion: version,
 		AnnotationCreated: "1970-01-01T00:00:01Z",
 		AnnotationSource:  "stagex/" + name,
-	})
+	}
 }
 
 // WithPlatform sets the platform recorded in the nested index (default:
