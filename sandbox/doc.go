@@ -67,7 +67,12 @@
 // (see seccomp.go). Memory and pids limits go to a cgroup (cgroupfs
 // driver) named sxmake/<id> (see [WithCgroupParent]), removed after the
 // step; a memory limit also forbids swap where the kernel accounts it.
-// Resource limits (rlimits) are inherited and never raised.
+// Resource limits (rlimits): StageX's nofile 2048:16384 and Linux's
+// defaults for the others, whatever sxmake's own are, except nproc,
+// sigpending and memlock, which steps share with sxmake as BuildKit's
+// steps share buildkitd's (see [Rlimits]). A hard limit above sxmake's
+// own is an error unless sxmake has CAP_SYS_RESOURCE, never raised
+// behind its back.
 //
 // Moving the step's init into its cgroup costs an RCU grace period
 // (10-12 ms) unless the kernel's cgroup lock is in its "favordynmods"

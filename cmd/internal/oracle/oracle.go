@@ -18,7 +18,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stagex/sxmake/packages"
+	"github.com/stagex/sxmake/sandbox"
 )
 
 // Dir is where the oracle's binaries and daemon state live.
@@ -80,6 +83,10 @@ func StartIn(dir string) (*Daemon, error) {
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting buildkitd: %w", err)
 	}
+	if err := pinRlimits(d.cmd.Process.Pid); err != nil {
+		d.Stop()
+		return nil, err
+	}
 	for i := 0; ; i++ {
 		if exec.Command(filepath.Join(d.bin, "buildctl"), "--addr", "unix://"+d.sock, "debug", "workers").Run() == nil {
 			return d, nil
@@ -91,6 +98,26 @@ func StartIn(dir string) (*Daemon, error) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// pinRlimits gives buildkitd pid the resource limits sxmake gives every
+// step (but nofile, which StageX sets with --ulimit): BuildKit's steps
+// inherit the daemon's limits, which would otherwise be the limits of
+// whatever started this process.
+func pinRlimits(pid int) error {
+	for _, r := range sandbox.Rlimits {
+		if r.Resource == unix.RLIMIT_NOFILE {
+			continue
+		}
+		if err := unix.Prlimit(pid, r.Resource, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}, nil); err != nil {
+			return fmt.Errorf("setting buildkitd's %s: %w", r.Type, err)
+		}
+	}
+	return nil
+}
+
+// stagexUlimit is StageX's --ulimit nofile=2048:16384, which buildx passes
+// to BuildKit as the dockerfile frontend's ulimit option.
+const stagexUlimit = "nofile=2048:16384"
 
 // Command returns a buildctl command line talking to d, with StageX's
 // environment (SOURCE_DATE_EPOCH=1).
@@ -135,6 +162,7 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 		"--opt", "filename=Containerfile", "--opt", "platform=" + d.platform(pkg),
 		"--local", "fetch=" + fetch, "--opt", "context:fetch=local:fetch",
 		"--opt", "build-arg:BUILDKIT_MULTI_PLATFORM=1",
+		"--opt", "ulimit=" + stagexUlimit,
 	}
 	if img.Target != "" {
 		args = append(args, "--opt", "target="+img.Target)
@@ -168,7 +196,7 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 	}
 	tarball := filepath.Join(work, "out.tar")
 	args = append(args, "--output", "type=oci,name="+img.Name+",rewrite-timestamp=true,force-compression=true,"+
-		"annotation.org.opencontainers.image.version="+pkg.Version+","+
+		"annotation.org.opencontainers.image.version="+pkg.Tag()+","+
 		"annotation.org.opencontainers.image.created=1970-01-01T00:00:01Z,"+
 		"annotation.containerd.io/distribution.source.docker.io=stagex/"+img.Name+",tar=true,dest="+tarball)
 	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "buildctl"), args...)
