@@ -69,7 +69,8 @@ type Source struct {
 }
 
 // ID returns "<stage>-<name>", the package's name across the tree, which is
-// also the name of its main image when it has no subpackages.
+// also the name of its own image when it has one (no subpackages, or its
+// name among them).
 func (p *Package) ID() string { return p.Stage + "-" + p.Name }
 
 // Tag returns the tag and org.opencontainers.image.version annotation

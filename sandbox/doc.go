@@ -70,9 +70,9 @@
 // Resource limits (rlimits): StageX's nofile 2048:16384 and Linux's
 // defaults for the others, whatever sxmake's own are, except nproc,
 // sigpending and memlock, which steps share with sxmake as BuildKit's
-// steps share buildkitd's (see [Rlimits]). A hard limit above sxmake's
-// own is an error unless sxmake has CAP_SYS_RESOURCE, never raised
-// behind its back.
+// steps share buildkitd's (see [Rlimits]). Without CAP_SYS_RESOURCE, a
+// hard limit of [Rlimits] above sxmake's own cannot be given, and Run
+// fails before the step starts, naming the limit.
 //
 // Moving the step's init into its cgroup costs an RCU grace period
 // (10-12 ms) unless the kernel's cgroup lock is in its "favordynmods"
