@@ -18,7 +18,7 @@ export GOFLAGS := -tags=seccomp
 # extracts).
 export SXMAKE_FILE_MIRRORS := /bin:/usr/local/share/sxmake
 
-.PHONY: all deps build test lint fuzz bench compat demo clean
+.PHONY: all deps build test lint fuzz bench compat demo stagex stagex-stage0 clean
 
 all: build
 
@@ -59,6 +59,19 @@ bench: deps build
 compat: deps build
 	for t in $(DEMO_TREE) testdata/compat; do $(GO) run ./cmd/sxcompat -C $$t -sxmake $(BIN) || exit 1; done
 	$(GO) run ./cmd/sxcompat -C testdata/multiarch -platform linux/amd64,linux/arm64 -sxmake $(BIN)
+
+# StageX's own tree (STAGEX=DIR, a checkout whose sources `sxmake fetch`
+# fetched; default: the StageX fixture unpacked into a temporary
+# directory): sxmake ls, every image's rule against StageX's targets.mk,
+# -n of every image, then core-profile built offline, rebuilt from the
+# cache running nothing, and verified against digests/core.txt.
+# stagex-stage0 does the same for bootstrap-stage0 (linux/386: about 13
+# minutes a build under qemu-i386). See .ci/stagex.
+stagex: build
+	.ci/stagex
+
+stagex-stage0: build
+	.ci/stagex --stage0
 
 # Builds sxmake and runs its main job on the demo tree: builds the demo
 # target and everything it needs, printing each image's digest (the

@@ -231,7 +231,7 @@ func (ib *imageBuild) write(s *state) (*imageResult, error) {
 	opts := []image.Option{
 		image.WithEpoch(epoch),
 		image.WithPlatform(imagePlatform(ib.ip.Platform)),
-		image.WithStageXAnnotations(name, ib.ip.Image.Package.Version, epoch),
+		image.WithStageXAnnotations(name, ib.ip.Image.Package.Tag(), epoch),
 	}
 	if s.base != nil {
 		opts = append(opts, image.WithBase(s.base))

@@ -185,3 +185,38 @@ func TestUnnamedStageLabel(t *testing.T) {
 		t.Errorf("describe = %q, want %q", got, want)
 	}
 }
+
+// TestPlanFixture plans every image of StageX's own release for StageX's
+// default platform. Without the fixture it skips, or fails under
+// SXMAKE_TEST_ROOT=1.
+func TestPlanFixture(t *testing.T) {
+	tree, err := packages.Load(packagestest.Fixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := NewPlan(tree, tree.Images(), WithPlatform(rules.Platform{OS: "linux", Arch: "amd64"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Images) != packagestest.FixtureImages {
+		t.Errorf("planned %d images, want %d", len(plan.Images), packagestest.FixtureImages)
+	}
+	for _, tc := range []struct{ image, platform, target string }{
+		{"bootstrap-stage0", "linux/386", "package"},
+		{"core-llvm", "linux/amd64", "package-llvm"},
+		{"core-clang", "linux/amd64", "package-clang"},
+		{"pallet-clang", "linux/amd64", ""}, // its last stage has no name
+	} {
+		ip := plan.image(tc.image)
+		if ip == nil {
+			t.Errorf("%s not planned", tc.image)
+			continue
+		}
+		if got := ip.Platform.String(); got != tc.platform {
+			t.Errorf("%s: platform %s, want %s", tc.image, got, tc.platform)
+		}
+		if got := ip.Build.Target.Name; got != tc.target {
+			t.Errorf("%s: target stage %q, want %q", tc.image, got, tc.target)
+		}
+	}
+}

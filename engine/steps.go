@@ -56,6 +56,7 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 	in.add("workdir", step.Workdir)
 	in.add("user", step.User)
 	in.add("network", network.String())
+	in.add("rlimits", sandbox.RlimitsKey())
 	label := describe(st, step)
 	a := &action{name: ib.actionName(st, i), label: label, in: in, parent: s, exported: ib.exports(st)}
 	a.apply = func(ctx context.Context, lowers []string, upper, work string, log io.Writer) error {
@@ -75,12 +76,31 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 			return err
 		}
 		if res.ExitCode != 0 {
-			return fmt.Errorf("RUN exited with status %d", res.ExitCode)
+			err := fmt.Errorf("RUN exited with status %d", res.ExitCode)
+			if step.NetworkByDefault() && network == sandbox.NetworkNone {
+				return &OfflineError{Image: ib.ip.Image.Name, Err: err}
+			}
+			return err
 		}
 		return nil
 	}
 	return ib.do(ctx, a)
 }
+
+// OfflineError is the failure of a RUN step that StageX's builds give the
+// network (it has no --network flag) and that ran offline because its
+// image was not allowed the network (WithNetwork): it may have failed for
+// want of it.
+type OfflineError struct {
+	Image string // the image the step builds
+	Err   error
+}
+
+func (e *OfflineError) Error() string {
+	return fmt.Sprintf("%v, offline: StageX's builds give this RUN the network (it has no --network=none); if it downloads, allow %s the network (--allow-network %s)", e.Err, e.Image, e.Image)
+}
+
+func (e *OfflineError) Unwrap() error { return e.Err }
 
 // copy is a COPY or ADD step, done with fileop on an overlay of the parent
 // or, with --link, into nothing: BuildKit then copies onto scratch and

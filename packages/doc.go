@@ -17,15 +17,23 @@
 //     file name.
 //   - build args: the ARG values sxmake passes to every build of a package
 //     (VERSION, per-source <KEY>_VERSION, SOURCE_DATE_EPOCH, ...).
-//   - image: what a build produces. Each package has a main image named like
-//     the package (built from the last Containerfile stage) and one image per
-//     subpackage x, named "<stage>-x" and built from the Containerfile stage
-//     "package-x". Users refer to images as "core-llvm", "stagex/core-llvm"
-//     or, when unique, the bare "llvm".
+//   - image: what a build produces. A package without subpackages is one
+//     image, named like the package and built from the last Containerfile
+//     stage. A package with subpackages is exactly one image per subpackage
+//     x, named "<stage>-x" and built from the Containerfile stage
+//     "package-x"; the list usually names the package itself (core-llvm is
+//     the stage package-llvm of packages/core/llvm). Users refer to images
+//     as "core-llvm", "stagex/core-llvm" or, when unique, the bare "llvm".
 //   - dependency: an image another image needs, found as a stagex/<image>
 //     reference (FROM or COPY --from) reachable from the image's
 //     Containerfile stage.
 //   - closure: an image set closed under dependencies, in topological order.
+//
+// StageX's generator (src/targets.py and src/common.py of a StageX
+// checkout) is the reference for how package.toml is read: what it accepts,
+// Load accepts with the same meaning (a package may have no version; a
+// directory without a Containerfile or a package.toml is skipped), and
+// build args are derived as it derives them, quirks included.
 //
 // Load reads and validates a whole tree. Errors in the input name the file
 // and, when known, the line and column: "file:line:col: message", with file

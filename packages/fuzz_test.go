@@ -35,9 +35,12 @@ func FuzzLoadTOML(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := &Package{Stage: "core", Name: "foo", rel: "packages/core/foo"}
 		err := p.decode(name, data)
-		if err == nil && p.Version != "" {
+		if err == nil {
+			p.Version = p.ownVersion
 			err = p.expandSources()
-			p.buildArgs = p.computeBuildArgs()
+			if err == nil {
+				p.buildArgs, err = p.computeBuildArgs()
+			}
 		}
 		if err == nil {
 			return

@@ -38,22 +38,29 @@ func (img *Image) RefPos(dep *Image) (rules.Pos, bool) {
 	return p, ok
 }
 
-// makeImages creates the main image and the subpackage images of every
-// package, checking that each subpackage has its Containerfile stage and
-// that no two images share a name.
+// makeImages creates the images of every package, as StageX's generator
+// does: a package without subpackages is one image, named like the
+// package and built from the last Containerfile stage; a package with
+// subpackages is exactly the images it lists, subpackage x being "<stage>-x"
+// built from the stage "package-x" (the list may name the package itself).
+// Each subpackage must have its stage, and no two images may share a name.
 func (t *Tree) makeImages() error {
 	t.byName = make(map[string]*Image)
 	var errs []error
 	add := func(img *Image) {
 		if prev := t.byName[img.Name]; prev != nil {
-			errs = append(errs, img.Package.m.errorf("package.subpackages", "image %s is also built by %s", img.Name, prev.Package.m.file))
+			if prev.Package != img.Package {
+				errs = append(errs, img.Package.m.errorf("package.subpackages", "image %s is also built by %s", img.Name, prev.Package.m.file))
+			}
 			return
 		}
 		t.byName[img.Name] = img
 		t.images = append(t.images, img)
 	}
 	for _, p := range t.Packages {
-		add(&Image{Name: p.ID(), Package: p})
+		if len(p.Subpackages) == 0 {
+			add(&Image{Name: p.ID(), Package: p})
+		}
 	}
 	for _, p := range t.Packages {
 		stages := stageNames(p.src)

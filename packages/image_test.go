@@ -29,12 +29,14 @@ func TestImages(t *testing.T) {
 		{"bootstrap-stage1", "bootstrap-stage1", "", []string{"bootstrap-stage0"}},
 		{"core-busybox", "core-busybox", "", []string{"bootstrap-stage1"}},
 		{"core-clang", "core-llvm", "package-clang", []string{"core-busybox", "core-gcc"}},
+		{"core-filesystem", "core-filesystem", "", nil},
 		{"core-gcc", "core-gcc", "", []string{"bootstrap-stage1", "core-busybox"}},
 		{"core-lld", "core-llvm", "package-lld", []string{"core-busybox", "core-gcc"}},
-		{"core-llvm", "core-llvm", "", []string{"core-busybox", "core-gcc"}},
+		{"core-llvm", "core-llvm", "package-llvm", []string{"core-busybox", "core-gcc"}},
 		{"pallet-clang", "pallet-clang", "", []string{"core-clang", "core-lld", "pallet-gcc"}},
 		{"pallet-gcc", "pallet-gcc", "", []string{"core-busybox", "core-gcc"}},
 		{"user-hello", "user-hello", "", []string{"pallet-clang"}},
+		{"user-zip", "user-zip", "", []string{"core-filesystem"}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("Images (-want +got):\n%s", diff)
@@ -100,8 +102,8 @@ func TestClosureAll(t *testing.T) {
 		t.Fatalf("Closure: %v", err)
 	}
 	want := []string{
-		"bootstrap-stage0", "bootstrap-stage1", "core-busybox", "core-gcc", "core-clang",
-		"core-lld", "core-llvm", "pallet-gcc", "pallet-clang", "user-hello",
+		"bootstrap-stage0", "bootstrap-stage1", "core-busybox", "core-filesystem", "core-gcc", "core-clang",
+		"core-lld", "core-llvm", "pallet-gcc", "pallet-clang", "user-hello", "user-zip",
 	}
 	if diff := cmp.Diff(want, names(got)); diff != "" {
 		t.Errorf("Closure (-want +got):\n%s", diff)

@@ -3,6 +3,7 @@ package packages
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path"
@@ -22,6 +23,7 @@ import (
 type Tree struct {
 	Root     string     // absolute path of the tree (the directory holding packages/)
 	Packages []*Package // sorted by ID
+	Skipped  []Skip     // directories under packages/<stage>/ that are not packages, sorted
 
 	byID   map[string]*Package
 	images []*Image // sorted by Name
@@ -35,8 +37,11 @@ type Package struct {
 	Stage, Name string
 	Dir         string // absolute path of the package directory
 
-	Version     string // resolved: version_from is followed
-	VersionFrom string // the package ID version_from names, if any
+	// Version is the package's version, version_from followed; "" when
+	// it has none (then no VERSION* build args are passed and its images
+	// are tagged "latest", see Tag).
+	Version     string
+	VersionFrom string // the image version_from names, if any; it wins over version, as in StageX
 
 	Description, License, Website string
 	Subpackages                   []string
@@ -47,10 +52,11 @@ type Package struct {
 	TOMLPath          string // absolute path of package.toml
 	ContainerfilePath string // absolute path of the Containerfile
 
-	rel       string // "packages/<stage>/<name>", for messages
-	m         *manifest
-	src       []byte // the Containerfile text
-	buildArgs map[string]string
+	rel        string // "packages/<stage>/<name>", for messages
+	ownVersion string // package.version as written: what fetch templates use
+	m          *manifest
+	src        []byte // the Containerfile text
+	buildArgs  map[string]string
 }
 
 // Source is one [sources.<key>] table with its templates expanded.
@@ -65,8 +71,29 @@ type Source struct {
 }
 
 // ID returns "<stage>-<name>", the package's name across the tree, which is
-// also the name of its main image.
+// also the name of its own image when it has one (no subpackages, or its
+// name among them).
 func (p *Package) ID() string { return p.Stage + "-" + p.Name }
+
+// Tag returns the tag and org.opencontainers.image.version annotation
+// StageX gives the package's images: its version, or "latest" when it has
+// none.
+func (p *Package) Tag() string {
+	if p.Version == "" {
+		return "latest"
+	}
+	return p.Version
+}
+
+// Skip is a directory packages/<stage>/<name> that is not a package: it
+// lacks a Containerfile or a package.toml. StageX's generator skips such
+// directories silently (packages/user/mesa has only a package.toml~).
+type Skip struct {
+	Dir    string // "packages/<stage>/<name>"
+	Reason string // "no package.toml", ...
+}
+
+func (s Skip) String() string { return s.Dir + ": not a package: " + s.Reason }
 
 // FetchDir returns the directory Fetch fills for p and the build reads
 // p's sources from: <root>/fetch/<stage>/<name>, resolved as Dir does.
@@ -103,11 +130,11 @@ func Load(root string, opts ...LoadOption) (*Tree, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading package tree: %w", err)
 	}
-	dirs, err := discover(abs)
+	dirs, skipped, err := discover(abs)
 	if err != nil {
 		return nil, err
 	}
-	t := &Tree{Root: abs, Packages: make([]*Package, len(dirs)), byID: make(map[string]*Package)}
+	t := &Tree{Root: abs, Packages: make([]*Package, len(dirs)), Skipped: skipped, byID: make(map[string]*Package)}
 	for _, o := range opts {
 		o(t)
 	}
@@ -121,7 +148,7 @@ func Load(root string, opts ...LoadOption) (*Tree, error) {
 	for _, p := range t.Packages {
 		t.byID[p.ID()] = p
 	}
-	for _, phase := range []func() error{t.resolveVersions, t.expandSources, t.makeImages, t.linkImages} {
+	for _, phase := range []func() error{t.makeImages, t.resolveVersions, t.expandSources, t.linkImages} {
 		if err := phase(); err != nil {
 			return nil, err
 		}
@@ -129,32 +156,57 @@ func Load(root string, opts ...LoadOption) (*Tree, error) {
 	return t, nil
 }
 
-// discover lists the [stage, name] pairs of root/packages, sorted by ID.
-func discover(root string) ([][2]string, error) {
+// discover lists the [stage, name] pairs of the packages under
+// root/packages, sorted by ID, and the directories skipped because they
+// are not packages. A package is a directory holding both a Containerfile
+// and a package.toml; StageX's generator ignores any other.
+func discover(root string) ([][2]string, []Skip, error) {
 	pkgRoot := filepath.Join(root, "packages")
 	stages, err := os.ReadDir(pkgRoot)
 	if err != nil {
-		return nil, fmt.Errorf("loading package tree: %w", err)
+		return nil, nil, fmt.Errorf("loading package tree: %w", err)
 	}
 	var dirs [][2]string
+	var skipped []Skip
 	for _, s := range stages {
 		if !s.IsDir() || strings.HasPrefix(s.Name(), ".") {
 			continue
 		}
 		names, err := os.ReadDir(filepath.Join(pkgRoot, s.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("loading package tree: %w", err)
+			return nil, nil, fmt.Errorf("loading package tree: %w", err)
 		}
 		for _, n := range names {
-			if n.IsDir() && !strings.HasPrefix(n.Name(), ".") {
-				dirs = append(dirs, [2]string{s.Name(), n.Name()})
+			if !n.IsDir() || strings.HasPrefix(n.Name(), ".") {
+				continue
 			}
+			if reason := notPackage(filepath.Join(pkgRoot, s.Name(), n.Name())); reason != "" {
+				skipped = append(skipped, Skip{Dir: path.Join("packages", s.Name(), n.Name()), Reason: reason})
+				continue
+			}
+			dirs = append(dirs, [2]string{s.Name(), n.Name()})
 		}
 	}
 	sort.Slice(dirs, func(i, j int) bool {
 		return dirs[i][0]+"-"+dirs[i][1] < dirs[j][0]+"-"+dirs[j][1]
 	})
-	return dirs, nil
+	sort.Slice(skipped, func(i, j int) bool { return skipped[i].Dir < skipped[j].Dir })
+	return dirs, skipped, nil
+}
+
+// notPackage says which of the files every package has dir lacks, or ""
+// when it has both.
+func notPackage(dir string) string {
+	var missing []string
+	for _, f := range []string{"Containerfile", "package.toml"} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); errors.Is(err, os.ErrNotExist) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return "no " + strings.Join(missing, " and no ")
 }
 
 // readPackage reads and checks one package's package.toml and Containerfile.
@@ -218,13 +270,12 @@ func (p *Package) applyManifest() error {
 	case mp.Name != p.Name:
 		errs = append(errs, m.errorf("package.name", "package.name %q does not match the directory name %q", mp.Name, p.Name))
 	}
-	switch {
-	case mp.Version == "" && mp.VersionFrom == "":
-		errs = append(errs, m.errorf("package", "package needs version or version_from"))
-	case mp.Version != "" && mp.VersionFrom != "":
-		errs = append(errs, m.errorf("package.version_from", "package has both version and version_from"))
+	if mp.VersionFrom != "" && strings.Count(mp.VersionFrom, "-") != 1 {
+		// StageX's generator splits it into stage and name at "-" and
+		// fails unless there are exactly two parts.
+		errs = append(errs, m.errorf("package.version_from", "package.version_from %q is not <stage>-<name> with one '-' (StageX's generator splits it at '-')", mp.VersionFrom))
 	}
-	p.Version, p.VersionFrom = mp.Version, mp.VersionFrom
+	p.Version, p.VersionFrom, p.ownVersion = mp.Version, mp.VersionFrom, mp.Version
 	p.Description, p.License, p.Website = mp.Description, mp.License, mp.Website
 	p.Subpackages = mp.Subpackages
 	for _, s := range mp.Platforms {
@@ -250,7 +301,11 @@ func (p *Package) applyManifest() error {
 	return errors.Join(errs...)
 }
 
-// resolveVersions follows version_from chains.
+// resolveVersions follows version_from, which names an image (a
+// subpackage too): the package takes the version of the package building
+// that image, following chains. As in StageX's generator, version_from
+// wins over version, and a package ends up without a version when the
+// chain ends at one without.
 func (t *Tree) resolveVersions() error {
 	var errs []error
 	for _, p := range t.Packages {
@@ -262,33 +317,26 @@ func (t *Tree) resolveVersions() error {
 }
 
 func (t *Tree) resolveVersion(p *Package) error {
-	var chain []string
+	chain := []string{p.ID()}
 	seen := map[*Package]bool{}
-	for q := p; q.Version == ""; {
+	q := p
+	for q.VersionFrom != "" {
 		seen[q] = true
-		chain = append(chain, q.ID())
-		from := t.byID[q.VersionFrom]
-		if from == nil {
-			return q.m.errorf("package.version_from", "package.version_from: unknown package %q%s", q.VersionFrom, suggest(q.VersionFrom, t.packageIDs()))
+		img := t.byName[q.VersionFrom]
+		if img == nil {
+			if q != p {
+				return nil // q reports it
+			}
+			return p.m.errorf("package.version_from", "package.version_from: unknown image %q%s", p.VersionFrom, suggest(p.VersionFrom, t.imageNames()))
 		}
-		if seen[from] {
-			return p.m.errorf("package.version_from", "package.version_from: cycle %s -> %s", strings.Join(chain, " -> "), from.ID())
+		chain = append(chain, img.Name)
+		if seen[img.Package] {
+			return p.m.errorf("package.version_from", "package.version_from: cycle %s", strings.Join(chain, " -> "))
 		}
-		if from.Version != "" {
-			p.Version = from.Version
-			return nil
-		}
-		q = from
+		q = img.Package
 	}
+	p.Version = q.ownVersion
 	return nil
-}
-
-func (t *Tree) packageIDs() []string {
-	ids := make([]string, len(t.Packages))
-	for i, p := range t.Packages {
-		ids[i] = p.ID()
-	}
-	return ids
 }
 
 // expandSources fills in each package's Sources and build args.
@@ -298,7 +346,11 @@ func (t *Tree) expandSources() error {
 		if err := p.expandSources(); err != nil {
 			errs = append(errs, err)
 		}
-		p.buildArgs = p.computeBuildArgs()
+		args, err := p.computeBuildArgs()
+		if err != nil {
+			errs = append(errs, err)
+		}
+		p.buildArgs = args
 	}
 	return joinSorted(errs)
 }
@@ -316,19 +368,31 @@ func (p *Package) expandSources() error {
 	return errors.Join(errs...)
 }
 
+// expandSource expands a source's templates as StageX's fetch.py does:
+// with the source's version, else the version package.toml sets (never
+// version_from's).
 func (p *Package) expandSource(key string, sm sourceManifest) (Source, error) {
 	k := "sources." + key
-	version := p.Version
+	version := p.ownVersion
 	if sm.Version != "" {
 		version = sm.Version
 	}
-	vars := versionVars(version)
-	vars["format"] = sm.Format
+	vars := map[string]string{"format": sm.Format}
+	if version != "" {
+		maps.Copy(vars, versionVars(version))
+	}
+	explain := func(err error) error {
+		var ut *unknownTemplate
+		if version == "" && errors.As(err, &ut) && versionVars("1")[ut.name] != "" {
+			return fmt.Errorf("{%s} has no value: neither package.version nor %s.version is set (StageX's fetch does not follow version_from)", ut.name, k)
+		}
+		return err
+	}
 	s := Source{Key: key, Hash: strings.ToLower(sm.Hash), Format: sm.Format, Version: sm.Version, GitSHA: sm.GitSHA}
 	if sm.File != "" {
 		f, err := expand(sm.File, vars)
 		if err != nil {
-			return s, p.m.errorf(k+".file", "%s.file: %v", k, err)
+			return s, p.m.errorf(k+".file", "%s.file: %v", k, explain(err))
 		}
 		s.File = f
 		vars["file"] = f
@@ -339,7 +403,7 @@ func (p *Package) expandSource(key string, sm sourceManifest) (Source, error) {
 			if sm.File == "" && strings.Contains(mirror, "{file}") {
 				err = fmt.Errorf("{file} used but %s.file is not set", k)
 			}
-			return s, p.m.errorf(k+".mirrors", "%s.mirrors[%d]: %v", k, i, err)
+			return s, p.m.errorf(k+".mirrors", "%s.mirrors[%d]: %v", k, i, explain(err))
 		}
 		s.Mirrors = append(s.Mirrors, u)
 	}

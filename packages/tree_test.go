@@ -62,9 +62,18 @@ func TestLoadPackages(t *testing.T) {
 	for _, p := range tree.Packages {
 		ids = append(ids, p.ID())
 	}
-	wantIDs := []string{"bootstrap-stage0", "bootstrap-stage1", "core-busybox", "core-gcc", "core-llvm", "pallet-clang", "pallet-gcc", "user-hello"}
+	wantIDs := []string{"bootstrap-stage0", "bootstrap-stage1", "core-busybox", "core-filesystem", "core-gcc", "core-llvm", "pallet-clang", "pallet-gcc", "user-hello", "user-zip"}
 	if diff := cmp.Diff(wantIDs, ids); diff != "" {
 		t.Errorf("package IDs (-want +got):\n%s", diff)
+	}
+	// Directories without a Containerfile or a package.toml are not
+	// packages (StageX's generator skips them).
+	wantSkipped := []Skip{
+		{Dir: "packages/user/mesa", Reason: "no package.toml"},
+		{Dir: "packages/user/notes", Reason: "no Containerfile"},
+	}
+	if diff := cmp.Diff(wantSkipped, tree.Skipped); diff != "" {
+		t.Errorf("Skipped (-want +got):\n%s", diff)
 	}
 	if got, want := tree.FetchDir(tree.Package("core-llvm")), filepath.Join(root, "fetch", "core", "llvm"); got != want {
 		t.Errorf("FetchDir = %q, want %q", got, want)
@@ -98,6 +107,11 @@ func TestLoadPackages(t *testing.T) {
 			}},
 			TOMLPath: dir("bootstrap/stage1/package.toml"), ContainerfilePath: dir("bootstrap/stage1/Containerfile"),
 		}},
+		{"core-filesystem", packageView{
+			Stage: "core", Name: "filesystem", Dir: dir("core/filesystem"),
+			Description: "No version: no VERSION* build args, tagged latest",
+			TOMLPath:    dir("core/filesystem/package.toml"), ContainerfilePath: dir("core/filesystem/Containerfile"),
+		}},
 		{"core-gcc", packageView{
 			Stage: "core", Name: "gcc", Dir: dir("core/gcc"),
 			Version: "13.2.0-r1", License: "GPL-3.0-or-later",
@@ -110,7 +124,7 @@ func TestLoadPackages(t *testing.T) {
 		{"core-llvm", packageView{
 			Stage: "core", Name: "llvm", Dir: dir("core/llvm"),
 			Version:     "20.1.8",
-			Subpackages: []string{"clang", "lld"},
+			Subpackages: []string{"llvm", "clang", "lld"},
 			Sources: []Source{
 				{
 					Key: "M2_Mesoplanet", Hash: hashB, File: "M2-Mesoplanet-1-11-0.tar.gz", Version: "1.11.0",
@@ -126,17 +140,27 @@ func TestLoadPackages(t *testing.T) {
 		}},
 		{"pallet-clang", packageView{
 			Stage: "pallet", Name: "clang", Dir: dir("pallet/clang"),
-			Version: "20.1.8", VersionFrom: "core-llvm",
+			Version: "20.1.8", VersionFrom: "core-clang",
 			TOMLPath: dir("pallet/clang/package.toml"), ContainerfilePath: dir("pallet/clang/Containerfile"),
 		}},
 		{"user-hello", packageView{
 			Stage: "user", Name: "hello", Dir: dir("user/hello"),
 			Version: "20.1.8", VersionFrom: "pallet-clang",
 			Sources: []Source{{
-				Key: "hello", Hash: hashC, File: "hello-20_1_8.zip",
-				Mirrors: []string{"https://example.org/hello/hello-20_1_8.zip"},
+				Key: "hello", Hash: hashC, File: "hello-2_12.zip", Version: "2.12",
+				Mirrors: []string{"https://example.org/hello/hello-2_12.zip"},
 			}},
 			TOMLPath: dir("user/hello/package.toml"), ContainerfilePath: dir("user/hello/Containerfile"),
+		}},
+		{"user-zip", packageView{
+			Stage: "user", Name: "zip", Dir: dir("user/zip"),
+			Version:     "30",
+			Description: "A version without a dot: VERSION_MAJOR_MINOR is None, as StageX's generator prints it",
+			Sources: []Source{{
+				Key: "zip", Hash: hashD, File: "zip30-None.tar.gz", Format: "tar.gz",
+				Mirrors: []string{"https://example.org/zip/zip30-None.tar.gz"},
+			}},
+			TOMLPath: dir("user/zip/package.toml"), ContainerfilePath: dir("user/zip/Containerfile"),
 		}},
 	}
 	for _, tc := range tests {
@@ -178,7 +202,10 @@ func TestBuildArgs(t *testing.T) {
 			"VERSION_MAJOR_MINOR":   "20.1",
 			"VERSION_STRIP_SUFFIX":  "20.1.8",
 			"M2_MESOPLANET_VERSION": "1.11.0",
-			"M2_MESOPLANET_SOURCE":  "M2-Mesoplanet-1-11-0.tar.gz",
+			// StageX's generator expands {version_dash} with the
+			// package's version here (the file fetched is
+			// M2-Mesoplanet-1-11-0.tar.gz).
+			"M2_MESOPLANET_SOURCE":  "M2-Mesoplanet-20-1-8.tar.gz",
 			"M2_MESOPLANET_GIT_SHA": "0123456789abcdef0123456789abcdef01234567",
 			"SOURCE_DATE_EPOCH":     "1",
 		}},
@@ -189,6 +216,20 @@ func TestBuildArgs(t *testing.T) {
 			"VERSION_MAJOR":        "20",
 			"VERSION_MAJOR_MINOR":  "20.1",
 			"VERSION_STRIP_SUFFIX": "20.1.8",
+			"HELLO_VERSION":        "2.12",
+			// Without file, the last segment of the first mirror as
+			// written, with the package's {version_under}.
+			"HELLO_SOURCE":      "hello-20_1_8.zip",
+			"SOURCE_DATE_EPOCH": "1",
+		}},
+		{"core-filesystem", map[string]string{"SOURCE_DATE_EPOCH": "1"}},
+		{"user-zip", map[string]string{
+			"VERSION":              "30",
+			"VERSION_UNDER":        "30",
+			"VERSION_DASH":         "30",
+			"VERSION_MAJOR":        "30",
+			"VERSION_MAJOR_MINOR":  "None",
+			"VERSION_STRIP_SUFFIX": "30",
 			"SOURCE_DATE_EPOCH":    "1",
 		}},
 	}
@@ -212,7 +253,7 @@ func TestVersionVars(t *testing.T) {
 		version string
 		want    map[string]string
 	}{
-		{"1", map[string]string{"version": "1", "version_under": "1", "version_dash": "1", "version_major": "1", "version_major_minor": "1", "version_strip_suffix": "1"}},
+		{"1", map[string]string{"version": "1", "version_under": "1", "version_dash": "1", "version_major": "1", "version_major_minor": "None", "version_strip_suffix": "1"}},
 		{"1.2", map[string]string{"version": "1.2", "version_under": "1_2", "version_dash": "1-2", "version_major": "1", "version_major_minor": "1.2", "version_strip_suffix": "1.2"}},
 		{"3.4.5.6-rc1-x", map[string]string{"version": "3.4.5.6-rc1-x", "version_under": "3_4_5_6-rc1-x", "version_dash": "3-4-5-6-rc1-x", "version_major": "3", "version_major_minor": "3.4", "version_strip_suffix": "3.4.5.6"}},
 	}
@@ -238,6 +279,7 @@ func TestExpand(t *testing.T) {
 		{tmpl: "a-{ver{sion}", err: `unterminated { in "a-{ver{sion}"`},
 		{tmpl: "a-}", err: `unmatched } in "a-}"`},
 		{tmpl: "{}", err: "unknown template {}"},
+		{tmpl: "{{version}}-{version}}}", want: "{version}-1.2}"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.tmpl, func(t *testing.T) {
@@ -268,7 +310,7 @@ func TestDirsStayInTree(t *testing.T) {
 	writeFile(t, filepath.Join(root, "packages/core/foo/package.toml"), []byte("[package]\nname = \"foo\"\nversion = \"1.0\"\n\n[sources.foo]\nhash = \""+hashA+"\"\nmirrors = [\"https://example.org/foo.tar.gz\"]\n"))
 	writeFile(t, filepath.Join(root, "packages/core/foo/Containerfile"), []byte("FROM scratch AS package\n"))
 	links := map[string]string{
-		"fetch":       outside,               // absolute, out of the tree
+		"fetch":       outside,                // absolute, out of the tree
 		"out":         "../../../../../../..", // relative, climbing out
 		"digests":     "/",
 		"fetch2/core": outside,

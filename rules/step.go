@@ -147,6 +147,10 @@ type Step struct {
 	NoHistory  bool
 }
 
+// NetworkByDefault reports whether s is a RUN without a --network flag:
+// BuildKit runs such a step with the network, its default mode.
+func (s *Step) NetworkByDefault() bool { return s.Kind == Run && s.Network == "" }
+
 // String returns one readable line for the step with expanded values.
 func (s *Step) String() string {
 	var b strings.Builder

@@ -64,13 +64,18 @@
 // not set it; sxmake does, so setuid programs do not raise privileges), and,
 // when the binary is built with the "seccomp" build tag (libcontainer's;
 // cgo and libseccomp-dev), a seccomp profile denying what no build needs
-// (see seccomp.go; AF_VSOCK and AF_ALG sockets included). Memory and
-// pids limits go to a cgroup (cgroupfs driver) named sxmake/<id> (see
-// [WithCgroupParent]), removed after the step; a memory limit also
-// forbids swap where the kernel accounts it. A step that reached one
-// fails with [ErrLimit]; [DefaultLimits] are what callers give a step
-// unless told otherwise. The state directory is made private (0700).
-// Resource limits (rlimits) are inherited and never raised.
+// (see seccomp.go; AF_VSOCK and AF_ALG sockets included). Memory and pids limits go to a cgroup (cgroupfs
+// driver) named sxmake/<id> (see [WithCgroupParent]), removed after the
+// step; a memory limit also forbids swap where the kernel accounts it.
+// Resource limits (rlimits): StageX's nofile 2048:16384 and Linux's
+// defaults for the others, whatever sxmake's own are, except nproc,
+// sigpending and memlock, which steps share with sxmake as BuildKit's
+// steps share buildkitd's (see [Rlimits]). Without CAP_SYS_RESOURCE, a
+// hard limit of [Rlimits] above sxmake's own cannot be given, and Run
+// fails before the step starts, naming the limit. A step that reached a
+// memory or pids limit fails with [ErrLimit]; [DefaultLimits] are what
+// callers give a step unless told otherwise. The state directory is made
+// private (0700).
 //
 // Moving the step's init into its cgroup costs an RCU grace period
 // (10-12 ms) unless the kernel's cgroup lock is in its "favordynmods"

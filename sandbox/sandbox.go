@@ -99,6 +99,9 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (res Result, err error) {
 	if err := EnsurePlatform(spec.Platform); err != nil {
 		return Result{}, err
 	}
+	if err := checkRlimits(); err != nil {
+		return Result{}, err
+	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
@@ -168,6 +171,7 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (res Result, err error) {
 		GID:              who.gid,
 		AdditionalGroups: who.groups,
 		Cwd:              cwd,
+		Rlimits:          processRlimits(),
 		Stdout:           log.tee(spec.Stdout),
 		Stderr:           log.tee(spec.Stderr),
 		Init:             true,

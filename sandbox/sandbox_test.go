@@ -25,8 +25,11 @@ import (
 
 func TestMain(m *testing.M) {
 	sandbox.Init()
-	if os.Getenv("SXMAKE_SANDBOX_HELPER") == "sleep" {
+	switch os.Getenv("SXMAKE_SANDBOX_HELPER") {
+	case "sleep":
 		sleepHelper()
+	case "lowhard":
+		lowHardHelper()
 	}
 	os.Exit(m.Run())
 }

@@ -18,6 +18,12 @@
 //	arm64      a cold arm64 build under qemu against the same build native
 //	platforms  a cold build for amd64 and arm64 in one run against one run
 //	           per platform, one after the other
+//	stagex-plan
+//	           sxmake -n core-llvm from a fresh checkout of StageX's release
+//	           against StageX's generator plus make -n core-llvm (stagex.go)
+//	stagex-cached
+//	           a fully cached sxmake core-profile bootstrap-stage0 of the
+//	           release (after a cold build: 13 minutes under qemu-i386)
 //	remote-dir, remote-http, remote-registry
 //	           a CI build of the target on an empty cache from a remote
 //	           cache a build filled (--cache-to ...,mode=max), against a
@@ -73,7 +79,8 @@ func main() {
 		{"arm64", arm64}, {"platforms", twoPlatforms}, // arm64.go
 		// remote.go
 		{"remote-dir", remoteDir}, {"remote-http", remoteHTTP}, {"remote-registry", remoteRegistry},
-		{"sources1g", sources1g}, // sources.go
+		{"sources1g", sources1g},                                     // sources.go
+		{"stagex-plan", stagexPlan}, {"stagex-cached", stagexCached}, // stagex.go
 	}
 	work, err := os.MkdirTemp("", "sxbench-")
 	if err != nil {

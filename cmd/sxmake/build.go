@@ -21,17 +21,18 @@ import (
 
 // buildFlags are the flags of a build.
 type buildFlags struct {
-	jobs      int
-	keepGoing bool
-	noCache   bool
-	outDir    string
-	cacheDir  string
-	network   []string
-	progress  string
-	json      bool
-	offline   bool
-	cacheFrom []string // --cache-from remotes (cache.go)
-	cacheTo   []string // --cache-to remotes
+	jobs        int
+	keepGoing   bool
+	noCache     bool
+	outDir      string
+	cacheDir    string
+	network     []string // --allow-network
+	networkFile string   // --allow-network-file
+	progress    string
+	json        bool
+	offline     bool
+	cacheFrom   []string // --cache-from remotes (cache.go)
+	cacheTo     []string // --cache-to remotes
 
 	fileMirrors []string // --file-mirrors (fetch.go)
 
@@ -119,11 +120,15 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 // builderOptions are the engine options of a build: the flags' and the
 // remote caches'.
 func (bf *buildFlags) builderOptions() ([]engine.Option, error) {
+	opts, err := bf.options()
+	if err != nil {
+		return nil, err
+	}
 	remote, err := bf.remoteOptions()
 	if err != nil {
 		return nil, err
 	}
-	return append(bf.options(), remote...), nil
+	return append(opts, remote...), nil
 }
 
 // printBuild prints the summary of pb on stderr, prefixed with label, and
@@ -182,9 +187,9 @@ func (bf *buildFlags) cacheDirOrDefault() string {
 	return defaultCacheDir()
 }
 
-// options are the engine options the flags ask for (-o is a build's own:
-// engine.WithOutDir).
-func (bf *buildFlags) options() []engine.Option {
+// options are the engine options the flags (and the network allowlist)
+// ask for (-o is a build's own: engine.WithOutDir).
+func (bf *buildFlags) options() ([]engine.Option, error) {
 	var opts []engine.Option
 	if bf.jobs > 0 {
 		opts = append(opts, engine.WithJobs(bf.jobs))
@@ -195,10 +200,14 @@ func (bf *buildFlags) options() []engine.Option {
 	if bf.noCache {
 		opts = append(opts, engine.WithNoCache())
 	}
-	if len(bf.network) > 0 {
-		opts = append(opts, engine.WithNetwork(bf.network...))
+	network, err := bf.networkImages()
+	if err != nil {
+		return nil, err
 	}
-	return append(opts, engine.WithStepLimits(bf.stepLimits()))
+	if len(network) > 0 {
+		opts = append(opts, engine.WithNetwork(network...))
+	}
+	return append(opts, engine.WithStepLimits(bf.stepLimits())), nil
 }
 
 // stepLimits are the limits of each RUN step: sandbox.DefaultLimits,

@@ -80,7 +80,9 @@ func describe(err error) string {
 type globalFlags struct {
 	dir      string
 	platform string
+	verbose  bool
 	cacheDir func() string // the cache directory (--cache-dir or the default)
+	stderr   io.Writer     // where -v notes go
 }
 
 func newRootCmd() *cobra.Command {
@@ -107,11 +109,13 @@ only one stage has it. Subpackages are images too (core-clang).`,
 			if dryRun || explain {
 				return printPlan(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf, explain, args)
 			}
-			return build(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf, args)
+			return bf.offlineHint(build(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf, args))
 		},
 	}
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) { g.stderr = cmd.ErrOrStderr() }
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.dir, "directory", "C", ".", "the package tree (the directory holding packages/)")
+	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print notes: the directories of the tree that are not packages")
 	pf.StringVar(&g.platform, "platform", "", "target platform for packages that name none (default: the host's)")
 	f := root.Flags()
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "print what would be built, in order, without building")
@@ -121,6 +125,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.BoolVar(&bf.noCache, "no-cache", false, "run every action, ignoring cached results")
 	pf.StringVarP(&bf.outDir, "output", "o", "", "write image layouts to DIR/<image> (default: out/ in the tree)")
 	pf.StringSliceVar(&bf.network, "allow-network", nil, "let RUN steps of these images use the host network (unless --network=none)")
+	pf.StringVar(&bf.networkFile, "allow-network-file", "", "also allow the images listed in this file, one a line (default: $XDG_CONFIG_HOME/sxmake/allow-network when it exists)")
 	pf.StringVar(&bf.progress, "progress", "auto", "progress output: auto, tty or plain")
 	pf.BoolVar(&bf.json, "json", false, "print build events as JSON lines on stdout")
 	pf.BoolVar(&bf.offline, "offline", false, "download nothing: fail before building when a source is missing")
@@ -146,7 +151,13 @@ func (g *globalFlags) load() (*packages.Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	return packages.Load(g.dir, packages.WithExternalImages(imported...))
+	tree, err := packages.Load(g.dir, packages.WithExternalImages(imported...))
+	if err == nil && g.verbose && g.stderr != nil {
+		for _, s := range tree.Skipped {
+			fmt.Fprintf(g.stderr, "sxmake: note: %s (StageX's generator skips it too)\n", s)
+		}
+	}
+	return tree, err
 }
 
 // resolve maps target names to images of tree.

@@ -57,6 +57,7 @@ func TestScripts(t *testing.T) {
 		UpdateScripts: *update,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("TREES", trees)
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, "config")) // the network allowlist's home
 			return nil
 		},
 	})
@@ -70,7 +71,14 @@ var update = flag.Bool("update", false, "rewrite the scripts' expected output")
 // and so need root.
 func TestBuildScripts(t *testing.T) {
 	sandboxtest.RequiresRoot(t)
-	testscript.Run(t, testscript.Params{Dir: "testdata/build", UpdateScripts: *update})
+	testscript.Run(t, testscript.Params{
+		Dir:           "testdata/build",
+		UpdateScripts: *update,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("XDG_CONFIG_HOME", filepath.Join(env.WorkDir, "config"))
+			return nil
+		},
+	})
 }
 
 // TestExitStatus checks the exit status contract: 0 success, 1 definition
@@ -80,6 +88,7 @@ func TestExitStatus(t *testing.T) {
 	td := repoTestdata(t)
 	demo := filepath.Join(td, "stagex")
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
 	bad := func(name string) string { return filepath.Join(td, "malformed", name) }
 	tests := []struct {
 		name       string
@@ -87,7 +96,8 @@ func TestExitStatus(t *testing.T) {
 		wantStatus int
 		wantStderr string // a line stderr must contain
 	}{
-		{"plan ok", []string{"-C", demo, "-n", "user-hello"}, 0, ""},
+		// (--allow-network: the plan says nothing about steps that run offline)
+		{"plan ok", []string{"-C", demo, "--allow-network", "bootstrap-busybox,user-hello", "-n", "user-hello"}, 0, ""},
 		{"ls ok", []string{"-C", demo, "ls"}, 0, ""},
 		{"no target", []string{"-C", demo, "-n"}, 2, "sxmake: no target given"},
 		{"unknown flag", []string{"-C", demo, "--frobnicate", "-n", "user-hello"}, 2, "unknown flag: --frobnicate"},

@@ -19,7 +19,10 @@ import (
 //
 // Each step with an action is marked "cached" when the cache has its
 // result, "run" otherwise; with explain, the inputs that changed since the
-// action last ran follow each first action to run.
+// action last ran follow each first action to run. A RUN that StageX's
+// builds give the network (it has no --network flag) is followed by a
+// line saying whether it gets it here; on stderr, a summary names the
+// images whose such steps run offline.
 func printPlan(ctx context.Context, w, stderr io.Writer, g *globalFlags, bf *buildFlags, explain bool, names []string) error {
 	c, err := openCache(ctx, stderr, g.cacheDir())
 	if err != nil {
@@ -34,13 +37,47 @@ func printPlan(ctx context.Context, w, stderr io.Writer, g *globalFlags, bf *bui
 	if err != nil {
 		return err
 	}
+	allowed, err := bf.networkImages()
+	if err != nil {
+		return err
+	}
+	net := networkPolicy{allowed: map[string]bool{}}
+	for _, n := range allowed {
+		net.allowed[n] = true
+	}
 	for i, ip := range plan.Images {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		writeImagePlan(w, i+1, len(plan.Images), ip, st, explain)
+		writeImagePlan(w, i+1, len(plan.Images), ip, st, explain, &net)
+	}
+	if len(net.offline) > 0 {
+		fmt.Fprintf(stderr, "sxmake: %d RUN steps of %d images have no --network=none, so StageX's builds give them the network; they run offline unless allowed (--allow-network IMAGE, or a line IMAGE in %s): %s\n",
+			net.steps, len(net.offline), bf.allowlistPath(), strings.Join(net.offline, " "))
 	}
 	return nil
+}
+
+// networkPolicy says which images' RUN steps get the network, and
+// collects the images whose steps StageX runs online that will run
+// offline.
+type networkPolicy struct {
+	allowed map[string]bool
+	offline []string // in plan order
+	steps   int      // their steps
+}
+
+// note returns the line printed under a RUN step of image that StageX
+// gives the network, and records it when it runs offline.
+func (n *networkPolicy) note(image string) string {
+	if n.allowed[image] {
+		return "network: host (allowed)"
+	}
+	if len(n.offline) == 0 || n.offline[len(n.offline)-1] != image {
+		n.offline = append(n.offline, image)
+	}
+	n.steps++
+	return "network: offline here; StageX's builds give this step the network (--allow-network " + image + ")"
 }
 
 // actionStatus is what a dry run found for one action.
@@ -63,7 +100,11 @@ func dryRun(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *engi
 			status[ev.Name] = actionStatus{explain: ev.Explain}
 		}
 	}
-	b := engine.NewBuilder(tree, c, nil, append(bf.options(), engine.WithDryRun())...)
+	opts, err := bf.options()
+	if err != nil {
+		return nil, err
+	}
+	b := engine.NewBuilder(tree, c, nil, append(opts, engine.WithDryRun())...)
 	if _, err := b.Build(ctx, plan, engine.WithEvents(events)); err != nil {
 		return nil, err
 	}
@@ -131,10 +172,10 @@ func planTree(c *cache.Cache, tree *packages.Tree, names []string, ps []rules.Pl
 	return engine.NewPlan(tree, targets, opts...)
 }
 
-func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[string]actionStatus, explain bool) {
+func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[string]actionStatus, explain bool, net *networkPolicy) {
 	pkg := ip.Image.Package
 	fmt.Fprintf(w, "# %d/%d %s\n", n, total, safeLine(ip.Image.Name))
-	fmt.Fprintf(w, "package    packages/%s/%s %s\n", safeLine(pkg.Stage), safeLine(pkg.Name), safeLine(pkg.Version))
+	fmt.Fprintf(w, "package    packages/%s/%s %s\n", safeLine(pkg.Stage), safeLine(pkg.Name), safeLine(pkg.Tag()))
 	fmt.Fprintf(w, "target     %s\n", safeLine(ip.Build.Target.Label()))
 	fmt.Fprintf(w, "platform   %s\n", ip.Platform)
 	keys := make([]string, 0, len(ip.BuildArgs))
@@ -160,6 +201,9 @@ func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[
 				mark = "run"
 			}
 			fmt.Fprintf(w, "  %d:%d\t%s\t%s\n", step.Pos.Line, step.Pos.Col, mark, text)
+			if step.NetworkByDefault() {
+				fmt.Fprintf(w, "\t\t%s\n", net.note(ip.Image.Name))
+			}
 			if explain {
 				for _, e := range s.explain {
 					fmt.Fprintf(w, "\t\texplain: %s\n", safeLine(e))

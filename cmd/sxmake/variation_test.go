@@ -32,6 +32,7 @@ type buildEnv struct {
 	umask     string
 	hostname  string // "" keeps the host's; else a new UTS namespace
 	oneCPU    bool   // taskset -c 0
+	ulimits   string // soft limits sxmake runs with: "-s 4096 -n 1000" sets ulimit -S -s 4096, ulimit -S -n 1000
 	extraArgs []string
 }
 
@@ -39,8 +40,10 @@ type buildEnv struct {
 // changing what must not matter between the two builds: the tree's
 // location and the order and times its files were created in, the cache
 // directory, TZ, umask, hostname, LANG/LC_ALL, HOME, TMPDIR, an unrelated
-// environment variable, the number of CPUs and of jobs. Every image built
-// (targets and their dependencies) must have the same manifest digest.
+// environment variable, the number of CPUs and of jobs, and sxmake's own
+// resource limits (user-hello records its steps' limits). Every image
+// built (targets and their dependencies) must have the same manifest
+// digest.
 func TestVariation(t *testing.T) {
 	sandboxtest.RequiresRoot(t)
 	for _, tool := range []string{"taskset", "hostname"} {
@@ -70,6 +73,7 @@ func TestVariation(t *testing.T) {
 		umask:     "077",
 		hostname:  "sxmake-variation-b",
 		oneCPU:    true,
+		ulimits:   "-s 4096 -c 1024 -n 1000 -f 10000000",
 		extraArgs: []string{"-j", "1"},
 	}
 	copyTree(t, demo, a.tree, false, time.Time{})
@@ -122,6 +126,9 @@ func runBuild(t *testing.T, bin string, e buildEnv) {
 	// sh sets what a process inherits but exec.Cmd cannot: the umask, the
 	// hostname of the new UTS namespace, the CPU affinity.
 	script := "umask " + e.umask + " && "
+	for f := strings.Fields(e.ulimits); len(f) >= 2; f = f[2:] {
+		script += "ulimit -S " + f[0] + " " + f[1] + " && "
+	}
 	if e.hostname != "" {
 		script += "hostname " + e.hostname + " && "
 	}

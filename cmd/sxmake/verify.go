@@ -70,7 +70,12 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 	if err != nil {
 		return err
 	}
-	report, err := buildPlan(ctx, tree, fresh, plan, prog, bf.sandboxOptions(), bf.options(), engine.WithOutDir(filepath.Join(tmp, "out")))
+	opts, err := bf.options()
+	if err != nil {
+		prog.close()
+		return err
+	}
+	report, err := buildPlan(ctx, tree, fresh, plan, prog, bf.sandboxOptions(), opts, engine.WithOutDir(filepath.Join(tmp, "out")))
 	if err != nil {
 		return err
 	}

@@ -102,15 +102,20 @@ func WithAnnotations(a map[string]string) Option {
 	return func(o *options) { o.annotations = a }
 }
 
-// WithStageXAnnotations sets the three annotations StageX exports with:
-// the version, the creation time (its SOURCE_DATE_EPOCH) and the
-// distribution source stagex/<name>.
+// WithStageXAnnotations sets the annotations of StageXAnnotations.
 func WithStageXAnnotations(name, version string, created time.Time) Option {
-	return WithAnnotations(map[string]string{
+	return WithAnnotations(StageXAnnotations(name, version, created))
+}
+
+// StageXAnnotations are the three manifest annotations StageX exports
+// image name with: the version (its tag), the creation time (its
+// SOURCE_DATE_EPOCH) and the distribution source stagex/<name>.
+func StageXAnnotations(name, version string, created time.Time) map[string]string {
+	return map[string]string{
 		AnnotationVersion: version,
 		AnnotationCreated: created.UTC().Format(time.RFC3339),
 		AnnotationSource:  "stagex/" + name,
-	})
+	}
 }
 
 // WithPlatform sets the platform recorded in the nested index (default:

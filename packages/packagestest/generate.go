@@ -17,7 +17,9 @@ import (
 // pallet and the rest user packages. Core packages form layers so that the
 // deepest image is about 34 levels deep; every package references on
 // average about 4 images, some of them subpackages (one core package in ten
-// has two). Pallets take a core package's version with version_from.
+// has two besides its own image, which it lists as a subpackage too, as
+// StageX's packages do). Pallets take a core package's version with
+// version_from.
 // Sources point at example.org and their hashes are not of real files.
 // The same n and seed always give the same tree. n must be at least 8.
 func Generate(dir string, n int, seed int64) error {
@@ -171,7 +173,7 @@ func (p *pkg) toml(buildable bool) string {
 	}
 	fmt.Fprintf(&b, "description = \"Synthetic package %s\"\nlicense = \"MIT\"\n", p.id())
 	if len(p.subs) > 0 {
-		fmt.Fprintf(&b, "subpackages = [%q, %q]\n", p.subs[0], p.subs[1])
+		fmt.Fprintf(&b, "subpackages = [%q, %q, %q]\n", p.name, p.subs[0], p.subs[1])
 	}
 	if p.stage == "bootstrap" && p.name != "stage3" {
 		b.WriteString("platforms = [\"linux/386\"]\n")
@@ -204,7 +206,7 @@ func (p *pkg) containerfile(buildable bool) string {
 	for _, s := range p.subs {
 		fmt.Fprintf(&b, "FROM scratch AS package-%s\nCOPY --from=build /rootfs/%s /\n", s, s)
 	}
-	b.WriteString("FROM scratch AS package\nCOPY --from=build /rootfs/ /\n")
+	fmt.Fprintf(&b, "FROM scratch AS %s\nCOPY --from=build /rootfs/ /\n", p.mainStage())
 	return b.String()
 }
 
@@ -223,6 +225,16 @@ func (p *pkg) buildableContainerfile() string {
 	for _, s := range p.subs {
 		fmt.Fprintf(&b, "FROM scratch AS package-%s\nCOPY --from=build /share/%s.txt /share/%s.txt\n", s, p.id(), s)
 	}
-	b.WriteString("FROM scratch AS package\nCOPY --from=build / /\n")
+	fmt.Fprintf(&b, "FROM scratch AS %s\nCOPY --from=build / /\n", p.mainStage())
 	return b.String()
+}
+
+// mainStage is the Containerfile stage of the package's own image:
+// "package", or "package-<name>" when it has subpackages (then it lists
+// itself among them).
+func (p *pkg) mainStage() string {
+	if len(p.subs) > 0 {
+		return "package-" + p.name
+	}
+	return "package"
 }

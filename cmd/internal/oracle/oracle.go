@@ -19,7 +19,10 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/stagex/sxmake/packages"
+	"github.com/stagex/sxmake/sandbox"
 )
 
 // AllowSeeds lets the sxmake processes started from now on read the
@@ -91,6 +94,10 @@ func StartIn(dir string) (*Daemon, error) {
 	if err := d.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting buildkitd: %w", err)
 	}
+	if err := pinRlimits(d.cmd.Process.Pid); err != nil {
+		d.Stop()
+		return nil, err
+	}
 	for i := 0; ; i++ {
 		if exec.Command(filepath.Join(d.bin, "buildctl"), "--addr", "unix://"+d.sock, "debug", "workers").Run() == nil {
 			return d, nil
@@ -102,6 +109,26 @@ func StartIn(dir string) (*Daemon, error) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// pinRlimits gives buildkitd pid the resource limits sxmake gives every
+// step (but nofile, which StageX sets with --ulimit): BuildKit's steps
+// inherit the daemon's limits, which would otherwise be the limits of
+// whatever started this process.
+func pinRlimits(pid int) error {
+	for _, r := range sandbox.Rlimits {
+		if r.Resource == unix.RLIMIT_NOFILE {
+			continue
+		}
+		if err := unix.Prlimit(pid, r.Resource, &unix.Rlimit{Cur: r.Soft, Max: r.Hard}, nil); err != nil {
+			return fmt.Errorf("setting buildkitd's %s: %w", r.Type, err)
+		}
+	}
+	return nil
+}
+
+// stagexUlimit is StageX's --ulimit nofile=2048:16384, which buildx passes
+// to BuildKit as the dockerfile frontend's ulimit option.
+const stagexUlimit = "nofile=2048:16384"
 
 // Command returns a buildctl command line talking to d, with StageX's
 // environment (its SOURCE_DATE_EPOCH).
@@ -161,6 +188,7 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 		"--opt", "filename=Containerfile", "--opt", "platform=" + d.platform(pkg),
 		"--local", "fetch=" + fetch, "--opt", "context:fetch=local:fetch",
 		"--opt", "build-arg:BUILDKIT_MULTI_PLATFORM=1",
+		"--opt", "ulimit=" + stagexUlimit,
 	}
 	if img.Target != "" {
 		args = append(args, "--opt", "target="+img.Target)
@@ -193,7 +221,7 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 		args = append(args, "--no-cache")
 	}
 	tarball := filepath.Join(work, "out.tar")
-	args = append(args, "--output", Output(img.Name, pkg.Version, tarball))
+	args = append(args, "--output", Output(img.Name, pkg.Tag(), tarball))
 	cmd := exec.CommandContext(ctx, filepath.Join(d.bin, "buildctl"), args...)
 	cmd.Env = stagexEnv()
 	var out bytes.Buffer
