@@ -104,7 +104,10 @@ const (
 
 func (t *Tree) link(img *Image) error {
 	p := img.Package
-	opts := []rules.RefOption{rules.WithNamedContexts(fetchContext)}
+	// StageX's generator makes every image of a Containerfile depend on
+	// every stagex/ image the file names, whatever stages its target
+	// needs: Make builds them all first, and so does sxmake.
+	opts := []rules.RefOption{rules.WithNamedContexts(fetchContext), rules.WithEveryStage()}
 	if len(p.Platforms) > 0 {
 		opts = append(opts, rules.WithRefPlatform(p.Platforms[0]))
 	}

@@ -304,8 +304,15 @@ type ImageRef struct {
 type RefOption func(*refOptions)
 
 type refOptions struct {
-	named    map[string]bool
-	platform Platform
+	named      map[string]bool
+	platform   Platform
+	everyStage bool
+}
+
+// WithEveryStage makes ImageRefs return the images every stage of the
+// file references, not only those the target needs.
+func WithEveryStage() RefOption {
+	return func(o *refOptions) { o.everyStage = true }
 }
 
 // WithNamedContexts makes ImageRefs skip the given names: they are named
@@ -357,7 +364,7 @@ func (f *File) ImageRefs(target string, buildArgs map[string]string, opts ...Ref
 		refs = append(refs, ImageRef{Name: name, Pos: pos})
 	}
 	for _, s := range g.stages {
-		if !need[s] {
+		if !need[s] && !o.everyStage {
 			continue
 		}
 		if s.baseStage == nil {
