@@ -82,8 +82,8 @@ type Spec struct {
 	// Hostname defaults to "buildkitsandbox".
 	Hostname string
 
-	// Platform is "linux/amd64" (default when empty), "linux/386" or
-	// "linux/arm64".
+	// Platform is "" (the host's), "linux/amd64", "linux/386" or
+	// "linux/arm64"; see [EnsurePlatform] for how each runs.
 	Platform string
 	// Network is the network policy, NetworkNone by default.
 	Network Network
@@ -110,6 +110,11 @@ type Result struct {
 	// libcontainer re-executing sxmake as the init, which sets the
 	// namespaces, mounts, cgroups and seccomp up and execs Args[0].
 	Startup time.Duration
+	// Emulator is the binfmt_misc entry (such as "qemu-i386") through
+	// which the step's programs ran, "" when they ran natively. Emulation
+	// can change what a step writes: under qemu-i386, uname -m says i686
+	// where a native 32-bit process sees x86_64.
+	Emulator string
 }
 
 // ErrTimeout is returned (wrapped) when Limits.Timeout expired.

@@ -1,8 +1,10 @@
 // Package sandboxtest holds helpers for tests that run steps: the root
 // check every such test starts with, and root file systems built at test
-// time from Debian's busybox-static and from a small Go program (the
-// probe) compiled statically for amd64, 386 or arm64. No binary is
-// committed.
+// time from Debian's busybox-static (the host's, and the arm64 and i386
+// ones .ci/install-deps extracts) and from a small Go program (the probe)
+// compiled statically for amd64 or arm64. No binary is committed. Go's 386
+// programs may crash under qemu-i386 ("morestack on gsignal"), so 32-bit
+// x86 steps run busybox or hand-assembled programs instead.
 package sandboxtest
 
 import (
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -47,11 +50,42 @@ func BusyboxRootfs(t testing.TB) string {
 	if _, err := os.Stat(BusyboxPath); err != nil {
 		t.Fatalf("%s missing: install Debian's busybox-static package (apt-get install busybox-static): %v", BusyboxPath, err)
 	}
+	return busyboxRootfs(t, BusyboxPath)
+}
+
+// ForeignBusybox is where .ci/install-deps puts Debian's static busybox
+// for another architecture (Debian's name: arm64, i386).
+func ForeignBusybox(debArch string) string {
+	return "/usr/local/share/sxmake/busybox-" + debArch
+}
+
+// BusyboxRootfsFor is BusyboxRootfs with the busybox of goarch: the
+// host's for the host's architecture, else Debian's for goarch (arm64,
+// 386) as .ci/install-deps extracts it. It fails t, saying what to run,
+// when that busybox is missing.
+func BusyboxRootfsFor(t testing.TB, goarch string) string {
+	t.Helper()
+	if goarch == runtime.GOARCH {
+		return BusyboxRootfs(t)
+	}
+	debArch := map[string]string{"386": "i386"}[goarch]
+	if debArch == "" {
+		debArch = goarch
+	}
+	bin := ForeignBusybox(debArch)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s missing: run .ci/install-deps, which extracts it from Debian's busybox-static:%s: %v", bin, debArch, err)
+	}
+	return busyboxRootfs(t, bin)
+}
+
+func busyboxRootfs(t testing.TB, busybox string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"bin", "etc", "dev", "proc", "sys", "tmp"} {
 		mustMkdir(t, filepath.Join(dir, d))
 	}
-	copyFile(t, BusyboxPath, filepath.Join(dir, "bin", "busybox"), 0o755)
+	copyFile(t, busybox, filepath.Join(dir, "bin", "busybox"), 0o755)
 	for _, a := range busyboxApplets {
 		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
 			t.Fatal(err)
@@ -63,7 +97,7 @@ func BusyboxRootfs(t testing.TB) string {
 }
 
 // ProbeRootfs returns a new directory holding only /probe, the probe
-// compiled for goarch (amd64, 386 or arm64): no shell, no /etc.
+// compiled for goarch (amd64 or arm64): no shell, no /etc.
 func ProbeRootfs(t testing.TB, goarch string) string {
 	t.Helper()
 	dir := t.TempDir()
