@@ -37,6 +37,7 @@ type Event struct {
 	Log      []byte        // ActionLog: output bytes
 	Duration time.Duration // ActionDone: the whole action
 	Process  time.Duration // ActionDone of a RUN: the time its program ran, from its exec in the started container to its exit
+	Emulator string        // ActionDone and ActionFailed of a RUN that ran emulated: the binfmt_misc entry its programs ran through ("qemu-i386")
 	Digest   image.Digest  // ImageDone
 	Err      error
 }

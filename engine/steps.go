@@ -60,6 +60,7 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 		// The program's own time: the container's start is sxmake's
 		// overhead, not the step's work.
 		a.process = res.Duration - res.Startup
+		a.emulator = res.Emulator
 		if err != nil {
 			return err
 		}

@@ -79,20 +79,27 @@ func normalizePlatform(p string) string {
 	return p
 }
 
-// platforms holds what this process found out about the platforms it ran:
-// how each probe ran (once per process, or again after sxmake changed
-// binfmt_misc), guarded by mu, which also serializes changes to
-// binfmt_misc.
+// platforms holds what this process found out about the platforms it ran,
+// guarded by mu, which also serializes changes to binfmt_misc.
 var platforms = struct {
 	mu     sync.Mutex
-	probed map[string]probeResult
-}{probed: map[string]probeResult{}}
+	probed map[string]probed
+}{probed: map[string]probed{}}
+
+// probed is how a platform's probe ran, with the state of the platform's
+// binfmt_misc entry then: once its entry is registered or enabled, by
+// sxmake or anyone, binfmt_misc takes the platform's programs over, and
+// once it is removed or disabled the kernel runs them again.
+type probed struct {
+	binfmt string // entryState
+	result probeResult
+}
 
 // EnsurePlatform makes sure programs of platform (see Spec.Platform) can
 // run in a step and returns the binfmt_misc entry that emulates them, ""
 // when they run natively. The host's own platform runs natively; linux/386
-// runs natively when a probe program, tried once per process, says the
-// kernel runs it. Otherwise EnsurePlatform mounts binfmt_misc when needed,
+// runs natively when a probe program says the kernel runs it (tried once
+// per process, and again when its binfmt_misc entry changed). Otherwise EnsurePlatform mounts binfmt_misc when needed,
 // registers qemu-user-static with the F flag when the entry is missing,
 // and enables it when disabled; it fails, wrapping ErrPlatform, with a
 // message naming what to install or enable when none of that is possible.
@@ -116,7 +123,7 @@ func ensurePlatform(platform string, emulate bool) (string, error) {
 	platforms.mu.Lock()
 	defer platforms.mu.Unlock()
 	if !emulate {
-		native, err := runsNatively(p)
+		native, err := runsNatively(p, e)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w: %v", platform, ErrPlatform, err)
 		}
@@ -131,33 +138,49 @@ func ensurePlatform(platform string, emulate bool) (string, error) {
 }
 
 // runsNatively reports whether the host's kernel runs programs of p
-// itself, probing once per process. Called with platforms.mu held.
-func runsNatively(p string) (bool, error) {
+// itself (not through e). Called with platforms.mu held.
+func runsNatively(p string, e emulator) (bool, error) {
+	r, err := probe(p, e)
+	return r == probeNative, err
+}
+
+// probe says how p's probe program runs, trying it once per process and
+// again when e's binfmt_misc entry changed; without a probe, p's programs
+// do not run natively. Called with platforms.mu held.
+func probe(p string, e emulator) (probeResult, error) {
 	prog, ok := probes[p]
 	if !ok {
-		return false, nil
+		return probeNoExec, nil
 	}
-	r, ok := platforms.probed[p]
-	if !ok {
-		var err error
-		if r, err = runProbe(prog); err != nil {
-			return false, err
-		}
-		platforms.probed[p] = r
+	state := e.state()
+	if m, ok := platforms.probed[p]; ok && m.binfmt == state {
+		return m.result, nil
 	}
-	return r == probeNative, nil
+	r, err := runProbe(prog)
+	if err != nil {
+		return 0, err
+	}
+	platforms.probed[p] = probed{state, r}
+	return r, nil
+}
+
+// state is the first line of e's binfmt_misc entry, "enabled" or
+// "disabled", or "" when there is none.
+func (e emulator) state() string {
+	b, _ := os.ReadFile(binfmtDir + "/" + e.entry)
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	return string(first)
 }
 
 // ensureEntry makes e's binfmt_misc entry exist, with the F flag, and be
-// enabled; when it changed anything, p's probe (if any) must then run
-// emulated. Called with platforms.mu held.
+// enabled; p's probe, if any, must then run emulated. Called with
+// platforms.mu held.
 func ensureEntry(p string, e emulator) error {
 	if err := mountBinfmt(); err != nil {
 		return fmt.Errorf("%w: %v", ErrPlatform, err)
 	}
 	entry := binfmtDir + "/" + e.entry
 	b, err := os.ReadFile(entry)
-	changed := false
 	if errors.Is(err, os.ErrNotExist) {
 		if _, err := os.Stat(e.interpreter); err != nil {
 			return fmt.Errorf("the kernel does not run its programs and %s is missing: install the qemu-user-static package (apt-get install qemu-user-static)%s: %w", e.interpreter, e.hint, ErrPlatform)
@@ -165,38 +188,31 @@ func ensureEntry(p string, e emulator) error {
 		if err := os.WriteFile(binfmtDir+"/register", []byte(e.registration()), 0); err != nil {
 			return fmt.Errorf("registering %s in binfmt_misc: %w: %v", e.entry, ErrPlatform, err)
 		}
-		changed = true
 		b, err = os.ReadFile(entry)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrPlatform, err)
 	}
-	enabled, err := checkEntry(entry, b)
-	if err != nil {
+	if err := checkEntry(entry, b); err != nil {
 		return err
 	}
-	if changed = changed || enabled; !changed {
+	if _, ok := probes[p]; !ok {
 		return nil
 	}
-	prog, ok := probes[p]
-	if !ok {
-		return nil
-	}
-	r, err := runProbe(prog)
+	r, err := probe(p, e)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrPlatform, err)
 	}
-	platforms.probed[p] = r
 	if r != probeEmulated {
 		return fmt.Errorf("binfmt_misc entry %s is enabled but the probe program %s: %w", entry, r, ErrPlatform)
 	}
 	return nil
 }
 
-// checkEntry enables a disabled binfmt_misc entry, reporting whether it
-// did, and fails for one without the F flag, whose interpreter path would
-// be looked up inside the step's rootfs.
-func checkEntry(entry string, b []byte) (enabled bool, err error) {
+// checkEntry enables a disabled binfmt_misc entry and fails for one
+// without the F flag, whose interpreter path would be looked up inside the
+// step's rootfs.
+func checkEntry(entry string, b []byte) error {
 	var flags string
 	for _, line := range strings.Split(string(b), "\n") {
 		if f, ok := strings.CutPrefix(line, "flags: "); ok {
@@ -204,15 +220,15 @@ func checkEntry(entry string, b []byte) (enabled bool, err error) {
 		}
 	}
 	if !strings.Contains(flags, "F") {
-		return false, fmt.Errorf("binfmt_misc entry %s lacks the F flag; re-register it with F (update-binfmts --disable then --enable with fix_binary yes, or remove it so sxmake registers one): %w", entry, ErrPlatform)
+		return fmt.Errorf("binfmt_misc entry %s lacks the F flag; re-register it with F (update-binfmts --disable then --enable with fix_binary yes, or remove it so sxmake registers one): %w", entry, ErrPlatform)
 	}
 	if bytes.HasPrefix(b, []byte("enabled")) {
-		return false, nil
+		return nil
 	}
 	if err := os.WriteFile(entry, []byte("1"), 0); err != nil {
-		return false, fmt.Errorf("enabling %s: %w: %v", entry, ErrPlatform, err)
+		return fmt.Errorf("enabling %s: %w: %v", entry, ErrPlatform, err)
 	}
-	return true, nil
+	return nil
 }
 
 // mountBinfmt mounts binfmt_misc unless it is mounted.

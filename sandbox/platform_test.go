@@ -77,6 +77,19 @@ func TestEnsurePlatform(t *testing.T) {
 	}
 }
 
+// restoreNative386 makes sure that a host whose kernel runs i386 programs
+// does so again after t, which emulates linux/386 on any host.
+func restoreNative386(t *testing.T) {
+	t.Helper()
+	emulator, err := EnsurePlatform("linux/386")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if emulator == "" {
+		sandboxtest.RestoreBinfmt(t, "qemu-i386")
+	}
+}
+
 // enabledWithF reports whether a binfmt_misc entry's text says enabled,
 // with the F flag.
 func enabledWithF(entry []byte) bool {
@@ -93,7 +106,7 @@ func enabledWithF(entry []byte) bool {
 // any host, and the probe then runs emulated.
 func TestEmulationForced(t *testing.T) {
 	sandboxtest.RequiresRoot(t)
-	RestoreBinfmtAfter(t, "linux/386")
+	restoreNative386(t)
 	got, err := ensurePlatform("linux/386", true)
 	if err != nil || got != "qemu-i386" {
 		t.Fatalf("emulated linux/386: %q, %v; want qemu-i386", got, err)

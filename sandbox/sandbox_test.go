@@ -124,7 +124,7 @@ func TestExitCodes(t *testing.T) {
 // WithEmulation, so that both i386 paths run wherever the tests run.
 func TestPlatforms(t *testing.T) {
 	native := newSandbox(t)
-	sandbox.RestoreBinfmtAfter(t, "linux/386")
+	sandbox.RestoreNative386(t)
 	emulated := newSandbox(t, sandbox.WithEmulation("linux/386"))
 	for _, tc := range []struct {
 		name     string

@@ -45,7 +45,7 @@ var handle386 = elf386([]byte{
 // the 64-bit call); without the tag, nothing filters system calls.
 func TestSeccomp(t *testing.T) {
 	sandboxtest.RequiresRoot(t)
-	RestoreBinfmtAfter(t, "linux/386")
+	restoreNative386(t)
 	s, err := New(filepath.Join(t.TempDir(), "state"), WithEmulation("linux/386"))
 	if err != nil {
 		t.Fatal(err)

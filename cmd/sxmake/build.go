@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -124,6 +125,11 @@ func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *plat
 	fmt.Fprintf(stderr, "sxmake: %s%d actions run, %d cached, %d of %d images built in %.2fs\n",
 		label, r.Ran, r.Cached, len(r.Images)-len(r.Failed()), len(r.Images), elapsed.Seconds())
 	printRemoteSummary(stderr, bf, r)
+	for _, ir := range r.Images {
+		if len(ir.Emulated) > 0 {
+			fmt.Fprintf(stderr, "sxmake: %s%s: RUN steps ran emulated, through %s\n", label, ir.Name, strings.Join(ir.Emulated, ", "))
+		}
+	}
 	targets := map[string]bool{}
 	for _, img := range pb.plan.Targets {
 		targets[img.Name] = true
@@ -148,9 +154,15 @@ func buildPlan(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *e
 }
 
 // openBuilder returns a Builder on the cache c, running steps in a sandbox
-// whose state is under it.
+// whose state is under it. SXMAKE_EMULATE (a comma-separated list, such as
+// linux/386) names platforms whose steps run through qemu even where the
+// host runs them natively, to test or measure the emulated path.
 func openBuilder(tree *packages.Tree, c *cache.Cache, opts ...engine.Option) (*engine.Builder, error) {
-	sb, err := sandbox.New(filepath.Join(c.Dir, "run"))
+	var sopts []sandbox.Option
+	if e := os.Getenv("SXMAKE_EMULATE"); e != "" {
+		sopts = append(sopts, sandbox.WithEmulation(strings.Split(e, ",")...))
+	}
+	sb, err := sandbox.New(filepath.Join(c.Dir, "run"), sopts...)
 	if err != nil {
 		return nil, err
 	}

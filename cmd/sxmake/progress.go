@@ -43,8 +43,9 @@ func newProgress(mode string, jsonOut bool, stdout, stderr io.Writer) (progress,
 
 // plainProgress prints one line per action event, for logs and pipes.
 type plainProgress struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu       sync.Mutex
+	w        io.Writer
+	emulated emulationNotice
 }
 
 func (p *plainProgress) close() {}
@@ -52,6 +53,7 @@ func (p *plainProgress) close() {}
 func (p *plainProgress) event(ev engine.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.emulated.print(p.w, ev)
 	switch ev.Kind {
 	case engine.ActionStarted:
 		fmt.Fprintf(p.w, "[%s] run    %s\n", ev.Image, ev.Action)
@@ -66,6 +68,22 @@ func (p *plainProgress) event(ev engine.Event) {
 	case engine.CacheWarning:
 		fmt.Fprintf(p.w, "[%s] warning %s: %v\n", ev.Image, ev.Action, ev.Err)
 	}
+}
+
+// emulationNotice says, once per emulator, that RUN steps run emulated.
+type emulationNotice map[string]bool
+
+// print prints the notice for ev's emulator unless it was printed.
+func (n *emulationNotice) print(w io.Writer, ev engine.Event) {
+	if ev.Emulator == "" || (*n)[ev.Emulator] {
+		return
+	}
+	if *n == nil {
+		*n = emulationNotice{}
+	}
+	(*n)[ev.Emulator] = true
+	fmt.Fprintf(w, "sxmake: RUN steps run emulated on this host, through %s (qemu-user-static in binfmt_misc): "+
+		"what a program learns of the machine (uname -m, CPU features) can differ from a native build, and so can what it writes\n", ev.Emulator)
 }
 
 // printFailure prints a failed action with the tail of its log.
@@ -109,6 +127,7 @@ type jsonEvent struct {
 	Seconds  float64   `json:"seconds,omitempty"`
 	Process  float64   `json:"process_seconds,omitempty"`
 	Digest   string    `json:"digest,omitempty"`
+	Emulator string    `json:"emulator,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Explain  []string  `json:"explain,omitempty"`
 }
@@ -119,6 +138,7 @@ func (p *jsonProgress) event(ev engine.Event) {
 	je := jsonEvent{
 		Time: time.Now().UTC(), Kind: ev.Kind.String(), Image: ev.Image, Platform: ev.Platform, Action: ev.Action,
 		Log: string(ev.Log), Seconds: ev.Duration.Seconds(), Process: ev.Process.Seconds(), Explain: ev.Explain,
+		Emulator: ev.Emulator,
 	}
 	if ev.Kind == engine.ImageDone {
 		je.Digest = ev.Digest.String()
@@ -140,6 +160,8 @@ type ttyProgress struct {
 	drawn   int                    // live lines on screen
 	stop    chan struct{}
 	done    chan struct{}
+
+	emulated emulationNotice
 }
 
 type liveAction struct {
@@ -181,6 +203,7 @@ func (p *ttyProgress) event(ev engine.Event) {
 	defer p.mu.Unlock()
 	id := ev.Image + "\x00" + ev.Action
 	p.erase()
+	p.emulated.print(p.w, ev)
 	switch ev.Kind {
 	case engine.ActionStarted:
 		p.running[id] = &liveAction{image: ev.Image, action: ev.Action, start: time.Now()}

@@ -93,10 +93,12 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 		}
 		if ref == ir.Digest.Hex() {
 			fmt.Fprintf(stdout, "reproduced  %s %s\n", ir.Digest.Hex(), ir.Name)
+			printEmulated(stdout, ir)
 			continue
 		}
 		bad++
 		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), ir.Name, ref)
+		printEmulated(stdout, ir)
 		if digestsFile == "" {
 			explainDifference(stdout, filepath.Join(outDir, ir.Name), ir.Layout)
 		}
@@ -105,6 +107,14 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 		return fmt.Errorf("%d image(s) not reproduced", bad)
 	}
 	return nil
+}
+
+// printEmulated says when the image's RUN steps ran emulated, which can
+// explain a difference from a native build.
+func printEmulated(w io.Writer, ir engine.ImageReport) {
+	if len(ir.Emulated) > 0 {
+		fmt.Fprintf(w, "            its RUN steps ran emulated, through %s\n", strings.Join(ir.Emulated, ", "))
+	}
 }
 
 // referenceDigests returns the digests to verify the plan's images

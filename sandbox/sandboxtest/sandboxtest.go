@@ -8,8 +8,10 @@
 package sandboxtest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +31,33 @@ func RequiresRoot(t testing.TB) {
 		t.Fatal("this test needs root, and SXMAKE_TEST_ROOT=1 forbids skipping it")
 	}
 	t.Skip("this test needs root (set SXMAKE_TEST_ROOT=1 to make that a failure)")
+}
+
+// RestoreBinfmt puts binfmt_misc entry (such as "qemu-i386") back, when t
+// ends, in the state it has now: absent or disabled. It is for tests that
+// make sxmake emulate a platform the host runs natively
+// (sandbox.WithEmulation registers and enables the entry, which then takes
+// every program of the platform on the host), so that the host runs them
+// natively again. Call it only where the host runs the platform natively
+// (sandbox.EnsurePlatform returns ""): elsewhere sxmake needs the entry.
+func RestoreBinfmt(t testing.TB, entry string) {
+	t.Helper()
+	path := "/proc/sys/fs/binfmt_misc/" + entry
+	b, err := os.ReadFile(path)
+	restore := "0" // disable
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		restore = "-1" // remove
+	case err != nil:
+		t.Fatal(err)
+	case !bytes.HasPrefix(b, []byte("disabled")):
+		return
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(path, []byte(restore), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("restoring %s: %v", path, err)
+		}
+	})
 }
 
 // BusyboxPath is where Debian's busybox-static package puts busybox.
