@@ -56,6 +56,9 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 			Args: step.Args, Env: step.Env, Cwd: step.Workdir, User: step.User,
 			Platform: step.Platform.String(), Network: network,
 			Stdout: log, Stderr: log,
+			Emulating: func(emulator string) {
+				ib.emit(Event{Kind: ActionEmulated, Action: label, Emulator: emulator})
+			},
 		})
 		// The program's own time: the container's start is sxmake's
 		// overhead, not the step's work.

@@ -107,6 +107,9 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (res Result, err error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if emulator != "" && spec.Emulating != nil {
+		spec.Emulating(emulator)
+	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}

@@ -148,9 +148,14 @@ func TestPlatforms(t *testing.T) {
 			} {
 				spec := step(t, root, args...)
 				spec.Platform = tc.platform
+				var told string
+				spec.Emulating = func(e string) { told = e }
 				res, out := mustRun(t, tc.s, spec)
 				if tc.emulator != "?" && res.Emulator != tc.emulator {
 					t.Errorf("%q: ran through %q, want %q", args, res.Emulator, tc.emulator)
+				}
+				if told != res.Emulator {
+					t.Errorf("%q: Spec.Emulating was told %q, the result says %q", args, told, res.Emulator)
 				}
 				if want := machine(tc.goarch, res.Emulator != ""); res.ExitCode != 0 || out != want+"\n" {
 					t.Errorf("%q through %q: exit %d, uname -m %q, want %q", args, res.Emulator, res.ExitCode, out, want)

@@ -93,6 +93,11 @@ type Spec struct {
 	// Stdout and Stderr receive the step's output as it is written. Either
 	// may be nil. Run also keeps the combined output in Result.Log.
 	Stdout, Stderr io.Writer
+	// Emulating, when not nil, is called before the step starts if its
+	// programs are to run through an emulator, with the binfmt_misc entry
+	// (see Result.Emulator): emulated steps can take long, and what they
+	// write can differ from a native run's.
+	Emulating func(emulator string)
 }
 
 // Result is what a step that ran to completion (or was timed out) left.

@@ -16,8 +16,8 @@ import (
 
 // TestEmulatedBuild builds a linux/386 image whose RUN step records
 // uname -m, with SXMAKE_EMULATE=linux/386 so that its steps run through
-// qemu-i386 on any host. The build says once, as it happens, that steps
-// run emulated; its summary and verify name the image; and the image
+// qemu-i386 on any host. The build says once, as the first of them
+// starts, that steps run emulated; its summary and verify name the image; and the image
 // holds i686, qemu's machine, where a native build would hold x86_64:
 // emulation changed the bytes. A cached rebuild runs nothing and says
 // nothing about emulation.
@@ -59,6 +59,10 @@ func TestEmulatedBuild(t *testing.T) {
 	const summary = "sxmake: user-machine: RUN steps ran emulated, through qemu-i386\n"
 	if n := strings.Count(stderr, notice); n != 1 || !strings.Contains(stderr, summary) {
 		t.Errorf("build stderr has the notice %d times (want 1), and the summary line %v:\n%s", n, strings.Contains(stderr, summary), stderr)
+	}
+	// The notice comes as the first emulated step starts, not when it ends.
+	if i, j := strings.Index(stderr, notice), strings.Index(stderr, "done   build 3:1 RUN"); i < 0 || j < 0 || i > j {
+		t.Errorf("the notice does not come before the first RUN ends:\n%s", stderr)
 	}
 	root := unpackLayout(t, filepath.Join(tree, "out", "user-machine"), image.ForPlatform(image.Platform{OS: "linux", Architecture: "386"}))
 	if got, err := os.ReadFile(filepath.Join(root, "machine")); err != nil || string(got) != "i686\n" {
