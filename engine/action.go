@@ -36,6 +36,9 @@ type action struct {
 	link bool
 	// process is set by apply when it ran a process: how long it ran.
 	process time.Duration
+	// emulator is set by apply when the process ran emulated: the
+	// binfmt_misc entry it ran through (sandbox.Result.Emulator).
+	emulator string
 }
 
 // do returns the layer of a, from the cache when its key has a result
@@ -91,7 +94,7 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 	l, logData, err := ib.run1(ctx, a)
 	d := time.Since(start)
 	if err != nil {
-		ib.emit(Event{Kind: ActionFailed, Action: a.label, Duration: d, Err: err, Log: logData})
+		ib.emit(Event{Kind: ActionFailed, Action: a.label, Duration: d, Err: err, Log: logData, Emulator: a.emulator})
 		return nil, err
 	}
 	var logDigest cache.Digest
@@ -106,8 +109,11 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 	}
 	l.key = key
 	ib.ran++
+	if a.emulator != "" {
+		ib.emulated[a.emulator] = true
+	}
 	b.reach(key, cache.Digest(l.DiffID))
-	ib.emit(Event{Kind: ActionDone, Action: a.label, Name: a.name, Duration: d, Process: a.process})
+	ib.emit(Event{Kind: ActionDone, Action: a.label, Name: a.name, Duration: d, Process: a.process, Emulator: a.emulator})
 	return l, nil
 }
 

@@ -161,6 +161,11 @@ type ImageReport struct {
 	Digest image.Digest // the per-platform manifest digest
 	Layout string       // the OCI layout directory
 	Err    error        // nil on success
+	// Emulated are the binfmt_misc entries ("qemu-i386") through which
+	// the RUN steps this build ran for the image ran, sorted; empty when
+	// they all ran natively (cached steps say nothing). Emulation can
+	// change bytes: see sandbox.Result.Emulator.
+	Emulated []string
 }
 
 // Failed returns the images that did not build.
@@ -266,7 +271,7 @@ func (b *planBuild) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[
 	b.mu.Lock()
 	b.results[r.Name] = res
 	b.mu.Unlock()
-	r.Digest, r.Layout = res.digest, res.layout
+	r.Digest, r.Layout, r.Emulated = res.digest, res.layout, res.emulated
 	b.emit(ip, Event{Kind: ImageDone, Digest: res.digest})
 	return r
 }

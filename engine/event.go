@@ -20,9 +20,10 @@ const (
 	ImageSkipped                    // an image was not built: a dependency failed
 	ActionWouldRun                  // dry run: the action has no cached result (Explain says why)
 	CacheWarning                    // a remote cache entry was rejected or a remote failed (Err): a miss
+	ActionEmulated                  // a RUN's programs are about to run through an emulator (Emulator)
 )
 
-var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run", "cache-warning"}
+var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run", "cache-warning", "emulated"}
 
 func (k EventKind) String() string { return eventNames[k] }
 
@@ -37,6 +38,7 @@ type Event struct {
 	Log      []byte        // ActionLog: output bytes
 	Duration time.Duration // ActionDone: the whole action
 	Process  time.Duration // ActionDone of a RUN: the time its program ran, from its exec in the started container to its exit
+	Emulator string        // ActionEmulated, and ActionDone and ActionFailed of a RUN that ran emulated: the binfmt_misc entry its programs run through ("qemu-i386")
 	Digest   image.Digest  // ImageDone
 	Err      error
 }

@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -68,6 +70,8 @@ type imageResult struct {
 	layout string
 	ran    int
 	cached int
+	// emulated are the emulators RUN steps ran through (sorted).
+	emulated []string
 
 	exportOnce sync.Once
 	export     []layer // exported(layers), computed once for all dependents
@@ -86,11 +90,13 @@ type imageBuild struct {
 	states map[*rules.Stage]*state
 	ran    int
 	cached int
+	// emulated are the binfmt_misc entries its RUN steps ran through.
+	emulated map[string]bool
 }
 
 // buildImage builds the stages ip's image needs, then writes the image.
 func (b *planBuild) buildImage(ctx context.Context, ip *ImagePlan) (*imageResult, error) {
-	ib := &imageBuild{b: b, ip: ip, states: map[*rules.Stage]*state{}}
+	ib := &imageBuild{b: b, ip: ip, states: map[*rules.Stage]*state{}, emulated: map[string]bool{}}
 	for _, st := range ip.Build.Stages {
 		s, err := ib.stage(ctx, st)
 		if err != nil {
@@ -103,6 +109,7 @@ func (b *planBuild) buildImage(ctx context.Context, ip *ImagePlan) (*imageResult
 		return nil, err
 	}
 	res.ran, res.cached = ib.ran, ib.cached
+	res.emulated = slices.Sorted(maps.Keys(ib.emulated))
 	return res, nil
 }
 

@@ -65,10 +65,14 @@ func (ib *imageBuild) run(ctx context.Context, st *rules.Stage, i int, step *rul
 			Args: step.Args, Env: env, Cwd: step.Workdir, User: step.User,
 			Platform: step.Platform.String(), Network: network,
 			Limits: ib.b.limits, Stdout: log, Stderr: log,
+			Emulating: func(emulator string) {
+				ib.emit(Event{Kind: ActionEmulated, Action: label, Emulator: emulator})
+			},
 		})
 		// The program's own time: the container's start is sxmake's
 		// overhead, not the step's work.
 		a.process = res.Duration - res.Startup
+		a.emulator = res.Emulator
 		if errors.Is(err, sandbox.ErrLimit) {
 			return fmt.Errorf("RUN exited with status %d: %w", res.ExitCode, err)
 		}

@@ -97,9 +97,11 @@
 // hostname "buildkitsandbox" unless Spec.Hostname says otherwise. Standard
 // input is /dev/null.
 //
-// Platforms: linux/amd64 and linux/386 run natively on an amd64 host;
-// linux/arm64 runs through qemu-user-static registered in binfmt_misc with
-// the F flag (see [EnsurePlatform]).
+// Platforms: the host's runs natively. linux/386 runs natively on an
+// amd64 kernel with IA32 emulation, which a probe program tells once per
+// process; elsewhere it runs, as linux/arm64 does on amd64, through
+// qemu-user-static registered in binfmt_misc with the F flag (see
+// [EnsurePlatform]). Result.Emulator says which way a step ran.
 //
 // # Cleanup
 //

@@ -24,6 +24,7 @@ type Sandbox struct {
 	containers   string // libcontainer's state directory (see containerRoot)
 	logLimit     int
 	cgroupParent string
+	emulate      map[string]bool // platforms emulated even where native (WithEmulation)
 }
 
 // Option configures a Sandbox.
@@ -40,6 +41,20 @@ func WithLogLimit(n int) Option {
 // cgroup hierarchy instead of sxmake/<step id>.
 func WithCgroupParent(parent string) Option {
 	return func(s *Sandbox) { s.cgroupParent = parent }
+}
+
+// WithEmulation runs the steps of these platforms through qemu even where
+// the host runs their programs natively, registering qemu's binfmt_misc
+// entry as for a host that cannot (see [EnsurePlatform]): the entry then
+// serves every program of the platform on the host, until removed. It is
+// for testing the emulated path on any host; only platforms sxmake can
+// emulate (linux/386 on amd64) qualify.
+func WithEmulation(platforms ...string) Option {
+	return func(s *Sandbox) {
+		for _, p := range platforms {
+			s.emulate[normalizePlatform(p)] = true
+		}
+	}
 }
 
 // New returns a Sandbox keeping its run-time state (container state, mount
@@ -69,7 +84,7 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating container state directory: %w", err)
 	}
-	s := &Sandbox{state: abs, containers: containers, logLimit: 1 << 20, cgroupParent: "sxmake"}
+	s := &Sandbox{state: abs, containers: containers, logLimit: 1 << 20, cgroupParent: "sxmake", emulate: map[string]bool{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -83,8 +98,9 @@ func New(stateDir string, opts ...Option) (*Sandbox, error) {
 
 // Run runs the step spec and returns how it exited. A step that exits
 // non-zero is a Result, not an error. Errors are for everything else: an
-// invalid spec, an unrunnable platform, a failure to set the sandbox up or
-// to start the process (a missing executable, for instance), ErrTimeout
+// invalid spec, an unrunnable platform (wrapping ErrPlatform), a failure
+// to set the sandbox up or to start the process (a missing executable, for
+// instance), ErrTimeout
 // when Limits.Timeout expired, ErrLimit when the step reached its memory
 // or task limit (whatever its exit status), or ctx's error when ctx was
 // cancelled. With these four the Result still holds the log so far.
@@ -96,11 +112,15 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (res Result, err error) {
 	if err := spec.validate(); err != nil {
 		return Result{}, fmt.Errorf("invalid step: %w", err)
 	}
-	if err := EnsurePlatform(spec.Platform); err != nil {
+	emulator, err := ensurePlatform(spec.Platform, s.emulate[normalizePlatform(spec.Platform)])
+	if err != nil {
 		return Result{}, err
 	}
 	if err := checkRlimits(); err != nil {
 		return Result{}, err
+	}
+	if emulator != "" && spec.Emulating != nil {
+		spec.Emulating(emulator)
 	}
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
@@ -181,6 +201,7 @@ func (s *Sandbox) Run(ctx context.Context, spec Spec) (res Result, err error) {
 		err = limitsReached(c, spec.Limits)
 	}
 	res.Log = log.bytes()
+	res.Emulator = emulator
 	return res, err
 }
 

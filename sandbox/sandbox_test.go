@@ -50,10 +50,10 @@ func sleepHelper() {
 }
 
 // newSandbox returns a Sandbox whose state lives in a test directory.
-func newSandbox(t *testing.T) *sandbox.Sandbox {
+func newSandbox(t *testing.T, opts ...sandbox.Option) *sandbox.Sandbox {
 	t.Helper()
 	sandboxtest.RequiresRoot(t)
-	s, err := sandbox.New(filepath.Join(t.TempDir(), "state"))
+	s, err := sandbox.New(filepath.Join(t.TempDir(), "state"), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,25 +122,64 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
-// TestPlatforms runs a static binary of each platform in a rootfs that has
-// nothing else (so exec form needs no shell); arm64 goes through qemu.
+// TestPlatforms runs Debian's static busybox of each platform, once in
+// exec form and once through its shell (whose children exec through the
+// same path), and uname -m tells what ran them: amd64 natively, arm64
+// through qemu, linux/386 natively where the kernel runs i386 programs
+// and through qemu where it does not, and through qemu on every host with
+// WithEmulation, so that both i386 paths run wherever the tests run.
 func TestPlatforms(t *testing.T) {
-	s := newSandbox(t)
-	for _, tc := range []struct{ platform, goarch string }{
-		{"linux/amd64", "amd64"},
-		{"", "amd64"},
-		{"linux/386", "386"},
-		{"linux/arm64", "arm64"},
+	native := newSandbox(t)
+	sandbox.RestoreNative386(t)
+	emulated := newSandbox(t, sandbox.WithEmulation("linux/386"))
+	for _, tc := range []struct {
+		name     string
+		s        *sandbox.Sandbox
+		platform string
+		goarch   string
+		emulator string // "?" when it depends on the host
+	}{
+		{"linux/amd64", native, "linux/amd64", "amd64", ""},
+		{"host", native, "", "amd64", ""},
+		{"linux/386", native, "linux/386", "386", "?"},
+		{"linux/386 emulated", emulated, "linux/386", "386", "qemu-i386"},
+		{"linux/arm64", native, "linux/arm64", "arm64", "qemu-aarch64"},
+		{"linux/arm64/v8", native, "linux/arm64/v8", "arm64", "qemu-aarch64"},
 	} {
-		t.Run(tc.platform, func(t *testing.T) {
-			spec := step(t, sandboxtest.ProbeRootfs(t, tc.goarch), "/probe", "arch")
-			spec.Platform = tc.platform
-			res, out := mustRun(t, s, spec)
-			if diff := cmp.Diff(tc.goarch+"\n", out); res.ExitCode != 0 || diff != "" {
-				t.Errorf("exit %d, stdout (-want +got):\n%s", res.ExitCode, diff)
+		t.Run(tc.name, func(t *testing.T) {
+			root := sandboxtest.BusyboxRootfsFor(t, tc.goarch)
+			for _, args := range [][]string{
+				{"/bin/busybox", "uname", "-m"},
+				{"/bin/sh", "-c", "echo $(uname -m)"},
+			} {
+				spec := step(t, root, args...)
+				spec.Platform = tc.platform
+				var told string
+				spec.Emulating = func(e string) { told = e }
+				res, out := mustRun(t, tc.s, spec)
+				if tc.emulator != "?" && res.Emulator != tc.emulator {
+					t.Errorf("%q: ran through %q, want %q", args, res.Emulator, tc.emulator)
+				}
+				if told != res.Emulator {
+					t.Errorf("%q: Spec.Emulating was told %q, the result says %q", args, told, res.Emulator)
+				}
+				if want := machine(tc.goarch, res.Emulator != ""); res.ExitCode != 0 || out != want+"\n" {
+					t.Errorf("%q through %q: exit %d, uname -m %q, want %q", args, res.Emulator, res.ExitCode, out, want)
+				}
 			}
 		})
 	}
+}
+
+// machine is what uname -m says to a program of goarch.
+func machine(goarch string, emulated bool) string {
+	switch {
+	case goarch == "386" && emulated:
+		return "i686" // qemu-i386's answer
+	case goarch == "arm64":
+		return "aarch64"
+	}
+	return "x86_64" // the kernel's: a 32-bit process sees its 64-bit machine
 }
 
 func TestUserAndCwd(t *testing.T) {

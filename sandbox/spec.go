@@ -82,8 +82,8 @@ type Spec struct {
 	// Hostname defaults to "buildkitsandbox".
 	Hostname string
 
-	// Platform is "linux/amd64" (default when empty), "linux/386" or
-	// "linux/arm64".
+	// Platform is "" (the host's), "linux/amd64", "linux/386" or
+	// "linux/arm64"; see [EnsurePlatform] for how each runs.
 	Platform string
 	// Network is the network policy, NetworkNone by default.
 	Network Network
@@ -93,6 +93,11 @@ type Spec struct {
 	// Stdout and Stderr receive the step's output as it is written. Either
 	// may be nil. Run also keeps the combined output in Result.Log.
 	Stdout, Stderr io.Writer
+	// Emulating, when not nil, is called before the step starts if its
+	// programs are to run through an emulator, with the binfmt_misc entry
+	// (see Result.Emulator): emulated steps can take long, and what they
+	// write can differ from a native run's.
+	Emulating func(emulator string)
 }
 
 // Result is what a step that ran to completion (or was timed out) left.
@@ -110,6 +115,11 @@ type Result struct {
 	// libcontainer re-executing sxmake as the init, which sets the
 	// namespaces, mounts, cgroups and seccomp up and execs Args[0].
 	Startup time.Duration
+	// Emulator is the binfmt_misc entry (such as "qemu-i386") through
+	// which the step's programs ran, "" when they ran natively. Emulation
+	// can change what a step writes: under qemu-i386, uname -m says i686
+	// where a native 32-bit process sees x86_64.
+	Emulator string
 }
 
 // ErrTimeout is returned (wrapped) when Limits.Timeout expired.

@@ -131,7 +131,7 @@ func TestCheckEntry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkEntry("linux/arm64", "/nonexistent", []byte(tc.entry))
+			err := checkEntry("/nonexistent", []byte(tc.entry))
 			if (err == nil) != tc.ok {
 				t.Errorf("checkEntry = %v, want ok %v", err, tc.ok)
 			}

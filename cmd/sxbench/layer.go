@@ -55,13 +55,15 @@ func benchRootfs() (tree, pkg string, err error) {
 			return "", "", fmt.Errorf("mmdebstrap is needed (apt-get install mmdebstrap): %w", err)
 		}
 		fmt.Fprintf(os.Stderr, "sxbench: making %s with mmdebstrap (once)\n", tarball)
-		cmd := exec.Command("mmdebstrap", "--variant=minbase", "--include="+benchDebianPackages, "bookworm", tarball+".tmp")
+		// mmdebstrap picks its output's format from the name: a .tar.
+		tmp := filepath.Join(dir, "making-rootfs.tar")
+		cmd := exec.Command("mmdebstrap", "--variant=minbase", "--include="+benchDebianPackages, "bookworm", tmp)
 		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+benchEpoch)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return "", "", fmt.Errorf("mmdebstrap: %w", err)
 		}
-		if err := os.Rename(tarball+".tmp", tarball); err != nil {
+		if err := os.Rename(tmp, tarball); err != nil {
 			return "", "", err
 		}
 	}

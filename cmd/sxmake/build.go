@@ -138,6 +138,11 @@ func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *plat
 	fmt.Fprintf(stderr, "sxmake: %s%d actions run, %d cached, %d of %d images built in %.2fs\n",
 		label, r.Ran, r.Cached, len(r.Images)-len(r.Failed()), len(r.Images), elapsed.Seconds())
 	printRemoteSummary(stderr, bf, r)
+	for _, ir := range r.Images {
+		if len(ir.Emulated) > 0 {
+			fmt.Fprintf(stderr, "sxmake: %s%s: RUN steps ran emulated, through %s\n", label, ir.Name, strings.Join(ir.Emulated, ", "))
+		}
+	}
 	targets := map[string]bool{}
 	for _, img := range pb.plan.Targets {
 		targets[img.Name] = true
@@ -225,11 +230,18 @@ func (bf *buildFlags) stepLimits() sandbox.Limits {
 }
 
 // sandboxOptions are the sandbox's options the flags ask for.
+// SXMAKE_EMULATE (a comma-separated list, such as linux/386) names
+// platforms whose steps run through qemu even where the host runs them
+// natively, to test or measure the emulated path.
 func (bf *buildFlags) sandboxOptions() []sandbox.Option {
-	if bf.cgroupParent == "" {
-		return nil
+	var opts []sandbox.Option
+	if bf.cgroupParent != "" {
+		opts = append(opts, sandbox.WithCgroupParent(strings.Trim(bf.cgroupParent, "/")))
 	}
-	return []sandbox.Option{sandbox.WithCgroupParent(strings.Trim(bf.cgroupParent, "/"))}
+	if e := os.Getenv("SXMAKE_EMULATE"); e != "" {
+		opts = append(opts, sandbox.WithEmulation(strings.Split(e, ",")...))
+	}
+	return opts
 }
 
 // byteSize is a flag holding a size in bytes, written 500M or 2G

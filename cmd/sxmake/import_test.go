@@ -90,9 +90,9 @@ func baseLayout(t *testing.T, dir string, times *baseTimes) *image.Image {
 
 // unpackLayout applies every layer of the layout's (single) image to a new
 // directory and returns it.
-func unpackLayout(t *testing.T, layout string) string {
+func unpackLayout(t *testing.T, layout string, opts ...image.ReadOption) string {
 	t.Helper()
-	src, err := image.ReadLayout(layout)
+	src, err := image.ReadLayout(layout, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,8 +44,9 @@ func newProgress(mode string, jsonOut bool, stdout, stderr io.Writer) (progress,
 
 // plainProgress prints one line per action event, for logs and pipes.
 type plainProgress struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu       sync.Mutex
+	w        io.Writer
+	emulated emulationNotice
 }
 
 func (p *plainProgress) close() {}
@@ -54,6 +55,7 @@ func (p *plainProgress) event(ev engine.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	image, action := safeLine(ev.Image), safeLine(ev.Action)
+	p.emulated.print(p.w, ev)
 	switch ev.Kind {
 	case engine.ActionStarted:
 		fmt.Fprintf(p.w, "[%s] run    %s\n", image, action)
@@ -68,6 +70,22 @@ func (p *plainProgress) event(ev engine.Event) {
 	case engine.CacheWarning:
 		fmt.Fprintf(p.w, "[%s] warning %s: %s\n", image, action, safe(fmt.Sprint(ev.Err)))
 	}
+}
+
+// emulationNotice says, once per emulator, that RUN steps run emulated.
+type emulationNotice map[string]bool
+
+// print prints the notice for ev's emulator unless it was printed.
+func (n *emulationNotice) print(w io.Writer, ev engine.Event) {
+	if ev.Emulator == "" || (*n)[ev.Emulator] {
+		return
+	}
+	if *n == nil {
+		*n = emulationNotice{}
+	}
+	(*n)[ev.Emulator] = true
+	fmt.Fprintf(w, "sxmake: RUN steps run emulated on this host, through %s (qemu-user-static in binfmt_misc): "+
+		"what a program learns of the machine (uname -m, CPU features) can differ from a native build, and so can what it writes\n", ev.Emulator)
 }
 
 // printFailure prints a failed action with the tail of its log, which
@@ -113,6 +131,7 @@ type jsonEvent struct {
 	Seconds  float64   `json:"seconds,omitempty"`
 	Process  float64   `json:"process_seconds,omitempty"`
 	Digest   string    `json:"digest,omitempty"`
+	Emulator string    `json:"emulator,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Explain  []string  `json:"explain,omitempty"`
 }
@@ -123,6 +142,7 @@ func (p *jsonProgress) event(ev engine.Event) {
 	je := jsonEvent{
 		Time: time.Now().UTC(), Kind: ev.Kind.String(), Image: ev.Image, Platform: ev.Platform, Action: ev.Action,
 		Log: string(ev.Log), Seconds: ev.Duration.Seconds(), Process: ev.Process.Seconds(), Explain: ev.Explain,
+		Emulator: ev.Emulator,
 	}
 	if ev.Kind == engine.ImageDone {
 		je.Digest = ev.Digest.String()
@@ -144,6 +164,8 @@ type ttyProgress struct {
 	drawn   int                    // live lines on screen
 	stop    chan struct{}
 	done    chan struct{}
+
+	emulated emulationNotice
 }
 
 type liveAction struct {
@@ -185,6 +207,7 @@ func (p *ttyProgress) event(ev engine.Event) {
 	defer p.mu.Unlock()
 	id := ev.Image + "\x00" + ev.Action
 	p.erase()
+	p.emulated.print(p.w, ev)
 	switch ev.Kind {
 	case engine.ActionStarted:
 		p.running[id] = &liveAction{image: ev.Image, action: ev.Action, start: time.Now()}

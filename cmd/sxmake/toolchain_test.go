@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,8 +27,11 @@ import (
 // The toolchain base: a Debian bookworm root file system with gcc, libc6-dev
 // and make, made with mmdebstrap from the Debian mirror apt uses, with file
 // times clamped to SOURCE_DATE_EPOCH. It depends on the mirror's state when
-// it is made, so it is made once per machine and kept, as
-// <user cache dir>/sxmake-toolchain/<toolchainRootfsName>.
+// it is made, so it is made once and kept, as <dir>/<toolchainRootfsName>
+// with its sha256 in <dir>/<toolchainRootfsName>.sha256, checked before
+// each use (a base that fails the check is made again). dir is
+// $SXMAKE_TOOLCHAIN_DIR (CI names one that outlives its fresh $HOME), else
+// <user cache dir>/sxmake-toolchain.
 const (
 	toolchainPackages   = "gcc,libc6-dev,make"
 	toolchainEpoch      = "1700000000"
@@ -33,15 +39,19 @@ const (
 )
 
 // toolchainRootfs returns the toolchain base's tarball, running mmdebstrap
-// when it is not made yet. A lock file keeps concurrent tests (of this or
-// another test binary) from making it twice or reading it half made.
+// when it is not made yet or fails its check. A lock file keeps
+// concurrent tests (of this or another test binary) from making it twice
+// or reading it half made.
 func toolchainRootfs(t *testing.T) string {
 	t.Helper()
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatalf("toolchain base: %v", err)
+	dir := os.Getenv("SXMAKE_TOOLCHAIN_DIR")
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatalf("toolchain base: %v", err)
+		}
+		dir = filepath.Join(cache, "sxmake-toolchain")
 	}
-	dir = filepath.Join(dir, "sxmake-toolchain")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -56,17 +66,20 @@ func toolchainRootfs(t *testing.T) string {
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 
 	tarball := filepath.Join(dir, toolchainRootfsName)
-	if fi, err := os.Stat(tarball); err == nil && fi.Mode().IsRegular() {
+	if err := checkSum(tarball); err == nil {
 		return tarball
+	} else if !errors.Is(err, os.ErrNotExist) {
+		t.Logf("making the toolchain base again: %v", err)
 	}
-	// Not made, or made as a directory by an older version of this test.
+	// Not made, failing its check, or made as a directory by an older
+	// version of this test.
 	if err := os.RemoveAll(tarball); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		t.Fatalf("making the toolchain base %s needs mmdebstrap (apt-get install mmdebstrap, or .ci/install-deps): %v", tarball, err)
 	}
-	t.Logf("making %s with mmdebstrap (once per machine)", tarball)
+	t.Logf("making %s with mmdebstrap (once per cache dir)", tarball)
 	start := time.Now()
 	tmp := tarball + ".tmp"
 	os.RemoveAll(tmp)
@@ -75,14 +88,57 @@ func toolchainRootfs(t *testing.T) string {
 	cmd := exec.Command("mmdebstrap", "--quiet", "--variant=minbase", "--format=tar", "--include="+toolchainPackages, "bookworm", tmp)
 	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+toolchainEpoch)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
+		os.RemoveAll(tmp)
 		t.Fatalf("mmdebstrap: %v\n%s", err, out)
+	}
+	sum, err := fileSum(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tarball+".sha256", []byte(sum+"\n"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	if err := os.Rename(tmp, tarball); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("mmdebstrap: %v", time.Since(start).Round(time.Second))
 	return tarball
+}
+
+// checkSum checks the regular file path against the sha256 recorded in
+// path.sha256.
+func checkSum(path string) error {
+	if fi, err := os.Stat(path); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a file", path)
+	}
+	want, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return err
+	}
+	got, err := fileSum(path)
+	if err != nil {
+		return err
+	}
+	if got != strings.TrimSpace(string(want)) {
+		return fmt.Errorf("%s: sha256 %s, recorded %s", path, got, strings.TrimSpace(string(want)))
+	}
+	return nil
+}
+
+// fileSum returns the hex sha256 of the file path.
+func fileSum(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // TestToolchainReproducible builds C code with a real toolchain end to end:

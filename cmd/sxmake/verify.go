@@ -87,10 +87,12 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 		}
 		if ref == ir.Digest.Hex() {
 			fmt.Fprintf(stdout, "reproduced  %s %s\n", ir.Digest.Hex(), safeLine(ir.Name))
+			printEmulated(stdout, ir)
 			continue
 		}
 		bad++
 		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), safeLine(ir.Name), ref)
+		printEmulated(stdout, ir)
 		if digestsFile == "" {
 			explainDifference(stdout, filepath.Join(bf.outDirOf(tree), ir.Name), ir.Layout)
 		}
@@ -113,6 +115,14 @@ func verifyPlan(ctx context.Context, stderr io.Writer, c *cache.Cache, g *global
 		return nil, nil, nil, err
 	}
 	return plan, tree, want, fetchSources(ctx, stderr, c, tree, bf, plan)
+}
+
+// printEmulated says when the image's RUN steps ran emulated, which can
+// explain a difference from a native build.
+func printEmulated(w io.Writer, ir engine.ImageReport) {
+	if len(ir.Emulated) > 0 {
+		fmt.Fprintf(w, "            its RUN steps ran emulated, through %s\n", strings.Join(ir.Emulated, ", "))
+	}
 }
 
 // referenceDigests returns the digests to verify the plan's images

@@ -451,7 +451,7 @@ var goldenCases = []struct {
 	{"run-whiteouts", "core-runwh", "1.0", func(b *builder) {
 		b.layer("COPY rootfs/ / # buildkit", func(u string) { b.copyTree(u, "rootfs", ".") })
 		// The overlay upper dir the kernel leaves after `RUN ["/bin/ops"]`
-		// (see the fixture's ops.c), including the mount points runc made.
+		// (see the fixture's mkops.go), including the mount points runc made.
 		b.layer("RUN /bin/ops # buildkit", func(u string) {
 			for _, d := range []string{"dev", "proc", "sys", "etc", "opt/old", "var"} {
 				b.mkdirAll(u, d, 0o755)

@@ -1,16 +1,21 @@
 // Package sandboxtest holds helpers for tests that run steps: the root
 // check every such test starts with, and root file systems built at test
-// time from Debian's busybox-static and from a small Go program (the
-// probe) compiled statically for amd64, 386 or arm64. No binary is
-// committed.
+// time from Debian's busybox-static (the host's, and the arm64 and i386
+// ones .ci/install-deps extracts) and from a small Go program (the probe)
+// compiled statically for amd64 or arm64. No binary is committed. Go's 386
+// programs may crash under qemu-i386 ("morestack on gsignal"), so 32-bit
+// x86 steps run busybox or hand-assembled programs instead.
 package sandboxtest
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 )
@@ -26,6 +31,33 @@ func RequiresRoot(t testing.TB) {
 		t.Fatal("this test needs root, and SXMAKE_TEST_ROOT=1 forbids skipping it")
 	}
 	t.Skip("this test needs root (set SXMAKE_TEST_ROOT=1 to make that a failure)")
+}
+
+// RestoreBinfmt puts binfmt_misc entry (such as "qemu-i386") back, when t
+// ends, in the state it has now: absent or disabled. It is for tests that
+// make sxmake emulate a platform the host runs natively
+// (sandbox.WithEmulation registers and enables the entry, which then takes
+// every program of the platform on the host), so that the host runs them
+// natively again. Call it only where the host runs the platform natively
+// (sandbox.EnsurePlatform returns ""): elsewhere sxmake needs the entry.
+func RestoreBinfmt(t testing.TB, entry string) {
+	t.Helper()
+	path := "/proc/sys/fs/binfmt_misc/" + entry
+	b, err := os.ReadFile(path)
+	restore := "0" // disable
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		restore = "-1" // remove
+	case err != nil:
+		t.Fatal(err)
+	case !bytes.HasPrefix(b, []byte("disabled")):
+		return
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(path, []byte(restore), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("restoring %s: %v", path, err)
+		}
+	})
 }
 
 // BusyboxPath is where Debian's busybox-static package puts busybox.
@@ -47,11 +79,42 @@ func BusyboxRootfs(t testing.TB) string {
 	if _, err := os.Stat(BusyboxPath); err != nil {
 		t.Fatalf("%s missing: install Debian's busybox-static package (apt-get install busybox-static): %v", BusyboxPath, err)
 	}
+	return busyboxRootfs(t, BusyboxPath)
+}
+
+// ForeignBusybox is where .ci/install-deps puts Debian's static busybox
+// for another architecture (Debian's name: arm64, i386).
+func ForeignBusybox(debArch string) string {
+	return "/usr/local/share/sxmake/busybox-" + debArch
+}
+
+// BusyboxRootfsFor is BusyboxRootfs with the busybox of goarch: the
+// host's for the host's architecture, else Debian's for goarch (arm64,
+// 386) as .ci/install-deps extracts it. It fails t, saying what to run,
+// when that busybox is missing.
+func BusyboxRootfsFor(t testing.TB, goarch string) string {
+	t.Helper()
+	if goarch == runtime.GOARCH {
+		return BusyboxRootfs(t)
+	}
+	debArch := map[string]string{"386": "i386"}[goarch]
+	if debArch == "" {
+		debArch = goarch
+	}
+	bin := ForeignBusybox(debArch)
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("%s missing: run .ci/install-deps, which extracts it from Debian's busybox-static:%s: %v", bin, debArch, err)
+	}
+	return busyboxRootfs(t, bin)
+}
+
+func busyboxRootfs(t testing.TB, busybox string) string {
+	t.Helper()
 	dir := t.TempDir()
 	for _, d := range []string{"bin", "etc", "dev", "proc", "sys", "tmp"} {
 		mustMkdir(t, filepath.Join(dir, d))
 	}
-	copyFile(t, BusyboxPath, filepath.Join(dir, "bin", "busybox"), 0o755)
+	copyFile(t, busybox, filepath.Join(dir, "bin", "busybox"), 0o755)
 	for _, a := range busyboxApplets {
 		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
 			t.Fatal(err)
@@ -63,7 +126,7 @@ func BusyboxRootfs(t testing.TB) string {
 }
 
 // ProbeRootfs returns a new directory holding only /probe, the probe
-// compiled for goarch (amd64, 386 or arm64): no shell, no /etc.
+// compiled for goarch (amd64 or arm64): no shell, no /etc.
 func ProbeRootfs(t testing.TB, goarch string) string {
 	t.Helper()
 	dir := t.TempDir()

@@ -11,7 +11,8 @@
 # The oracle (a throwaway Go module, its binaries and buildkitd's state) lives
 # in $SXMAKE_ORACLE_DIR, default $XDG_CACHE_HOME/sxmake-oracle or
 # ~/.cache/sxmake-oracle; nothing is written into the repository. Re-running
-# reuses the binaries. buildkitd needs root and runc on PATH (apt: runc);
+# reuses the binaries when they carry BuildKit's module hash (see
+# BUILDKIT_SUM), so CI may keep them in a directory of its own. buildkitd needs root and runc on PATH (apt: runc);
 # each run starts one with an empty state and stops it on exit. A fixture
 # is built once a run, dependencies first.
 #
@@ -27,16 +28,28 @@
 set -eu
 
 BUILDKIT_VERSION=v0.26.3
+# The module's hash (go.sum's h1:, from the Go checksum database), which Go
+# records in the binaries it builds from it: binaries kept from an earlier
+# run are used only when they carry it.
+BUILDKIT_SUM=h1:D+ruZVAk/3ipRq5XRxBH9/DIFpRjSlTtMbghT5gQP9g=
 ORACLE_DIR=${SXMAKE_ORACLE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sxmake-oracle}
 BIN=$ORACLE_DIR/bin
 SOCK=$ORACLE_DIR/bk.sock
 
 log() { echo "run-oracle: $*" >&2; }
 
+# built_ok NAME: $BIN/NAME was built from BuildKit's cmd/NAME at
+# BUILDKIT_VERSION with the module hash BUILDKIT_SUM.
+built_ok() {
+	go version -m "$BIN/$1" 2>/dev/null | awk -v p="github.com/moby/buildkit/cmd/$1" -v v="$BUILDKIT_VERSION" -v s="$BUILDKIT_SUM" '
+		$1 == "path" && $2 == p { path = 1 }
+		$1 == "mod" && $2 == "github.com/moby/buildkit" && $3 == v && $4 == s { mod = 1 }
+		END { exit !(path && mod) }'
+}
+
 setup() {
 	mkdir -p "$ORACLE_DIR/mod" "$BIN"
-	if [ -x "$BIN/buildkitd" ] && [ -x "$BIN/buildctl" ] &&
-		[ "$(cat "$BIN/version" 2>/dev/null)" = "$BUILDKIT_VERSION" ]; then
+	if built_ok buildkitd && built_ok buildctl; then
 		return
 	fi
 	log "building BuildKit $BUILDKIT_VERSION in $ORACLE_DIR (takes minutes)"
