@@ -62,6 +62,12 @@ func (e *envList) slice() []string {
 // platform arguments, then the global ARGs with their defaults or the given
 // build arguments (BuildKit's defaultArgs and buildMetaArgs).
 func (f *File) globalArgs(target string, build, tgt Platform, buildArgs map[string]string) (*envList, error) {
+	return f.addMetaArgs(f.autoArgs(target, build, tgt, buildArgs), buildArgs)
+}
+
+// autoArgs are the automatic platform and target arguments, each
+// overridden by a build arg of its name.
+func (f *File) autoArgs(target string, build, tgt Platform, buildArgs map[string]string) *envList {
 	if target == "" {
 		target = f.stages[len(f.stages)-1].from.cmd.(*fromCmd).name
 	}
@@ -88,6 +94,12 @@ func (f *File) globalArgs(target string, build, tgt Platform, buildArgs map[stri
 		}
 		env.set(kv[0], v)
 	}
+	return env
+}
+
+// addMetaArgs adds the global ARGs to env, each with its build arg or else
+// its default expanded in env.
+func (f *File) addMetaArgs(env *envList, buildArgs map[string]string) (*envList, error) {
 	lx := lexer{escape: f.Escape}
 	for _, in := range f.metaArgs {
 		for _, a := range in.cmd.(*argCmd).args {
