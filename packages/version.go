@@ -3,6 +3,8 @@ package packages
 import (
 	"fmt"
 	"strings"
+
+	"github.com/stagex/sxmake/rules"
 )
 
 // versionVars returns the version templates for version v: {version},
@@ -53,12 +55,20 @@ func expand(tmpl string, vars map[string]string) (string, error) {
 	}
 }
 
+// StageXChecks is the BUILDKIT_DOCKERFILE_CHECK value StageX builds every
+// image with (src/targets.py): every Dockerfile check but one, and any
+// finding fails the build.
+const StageXChecks = "skip=FromPlatformFlagConstDisallowed;error=true"
+
 // BuildArgs returns the build arguments derived from package.toml: VERSION,
 // VERSION_UNDER, VERSION_DASH, VERSION_MAJOR, VERSION_MAJOR_MINOR,
 // VERSION_STRIP_SUFFIX, SOURCE_DATE_EPOCH=1, and for each source with its own
 // version <KEY>_VERSION and <KEY>_SOURCE (the file name), and for each source
-// with a git_sha <KEY>_GIT_SHA, KEY being the source key upper-cased. Platform
-// arguments (TARGETARCH, ...) are not included. The map is a fresh copy.
+// with a git_sha <KEY>_GIT_SHA, KEY being the source key upper-cased; and
+// BUILDKIT_DOCKERFILE_CHECK=StageXChecks, which StageX passes to every
+// build (it is a build arg to BuildKit too, but one that changes no image
+// byte unless a Containerfile declares it). Platform arguments
+// (TARGETARCH, ...) are not included. The map is a fresh copy.
 func (p *Package) BuildArgs() map[string]string {
 	args := make(map[string]string, len(p.buildArgs))
 	for k, v := range p.buildArgs {
@@ -68,7 +78,7 @@ func (p *Package) BuildArgs() map[string]string {
 }
 
 func (p *Package) computeBuildArgs() map[string]string {
-	args := map[string]string{"SOURCE_DATE_EPOCH": "1"}
+	args := map[string]string{"SOURCE_DATE_EPOCH": "1", rules.CheckArg: StageXChecks}
 	for k, v := range versionVars(p.Version) {
 		args[strings.ToUpper(k)] = v
 	}

@@ -127,7 +127,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringArrayVar(&bf.cacheTo, "cache-to", nil, "after the build, export results to this remote cache; add ,mode=max for every action, not only the targets' layers (repeatable)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGraphCmd(g), newLsCmd(g), newFetchCmd(g, bf), newVerifyCmd(g, bf), newDigestsCmd(g, bf), newImportCmd(g), newCacheCmd(g, bf))
-	root.AddCommand(newPushCmd(g, bf))
+	root.AddCommand(newPushCmd(g, bf), newCheckCmd(g, bf))
 	return root
 }
 

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/stagex/sxmake/engine"
+	"github.com/stagex/sxmake/rules"
+)
+
+func newCheckCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
+	var overrides []string
+	cmd := &cobra.Command{
+		Use:   "check [TARGET...]",
+		Short: "Run BuildKit's Dockerfile checks without building",
+		Long: `Check runs BuildKit v0.26.3's Dockerfile checks (its lint rules) on the
+named images, or on every image of the tree, as StageX's 'make check' does:
+each image with its build args, BUILDKIT_DOCKERFILE_CHECK included (StageX
+passes skip=FromPlatformFlagConstDisallowed;error=true), over all stages of
+a package's main image and over the stages a subpackage needs. Nothing is
+built or fetched.
+
+Findings print like BuildKit's lint output: the check, its documentation,
+the message and the lines concerned. The exit status is 1 when a finding
+is an error under the image's settings (error=true) or a Containerfile
+does not evaluate. With --json each finding is one JSON object per line.
+
+--build-arg KEY=VALUE sets a build arg of every image checked;
+--build-arg KEY leaves it out. For example --build-arg
+BUILDKIT_DOCKERFILE_CHECK=experimental=all runs the experimental checks
+too, and --build-arg BUILDKIT_DOCKERFILE_CHECK applies each
+Containerfile's own "# check=" directive.`,
+		RunE: func(cmd *cobra.Command, names []string) error {
+			args, err := parseArgOverrides(overrides)
+			if err != nil {
+				return err
+			}
+			return check(cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf.json, names, args)
+		},
+	}
+	cmd.Flags().StringArrayVar(&overrides, "build-arg", nil, "KEY=VALUE sets a build arg, KEY alone removes it (repeatable)")
+	return cmd
+}
+
+// parseArgOverrides parses --build-arg values: KEY=VALUE, or KEY to
+// leave KEY out.
+func parseArgOverrides(list []string) (map[string]*string, error) {
+	out := map[string]*string{}
+	for _, a := range list {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" {
+			return nil, usagef("--build-arg %q: no name", a)
+		}
+		if ok {
+			out[k] = &v
+		} else {
+			out[k] = nil
+		}
+	}
+	return out, nil
+}
+
+// finding is one finding of a check run, with the images it was found
+// in: the images of one package share their Containerfile's findings.
+type finding struct {
+	rules.Finding
+	err    bool // an error under the images' check config
+	images []string
+}
+
+func check(stdout, stderr io.Writer, g *globalFlags, jsonOut bool, names []string, args map[string]*string) error {
+	tree, err := g.load()
+	if err != nil {
+		return err
+	}
+	targets := tree.Images()
+	if len(names) > 0 {
+		if targets, err = resolve(tree, names); err != nil {
+			return err
+		}
+	}
+	opts := []engine.PlanOption{engine.WithBuildArgs(args)}
+	if ps, err := parsePlatforms(g.platform); err != nil {
+		return err
+	} else if len(ps) > 0 {
+		opts = append(opts, engine.WithPlatform(ps[0]))
+	}
+	results, err := engine.Check(tree, targets, opts...)
+	if err != nil {
+		return err
+	}
+	findings, failed := collectFindings(results)
+	errs := 0
+	for _, fd := range findings {
+		if fd.err {
+			errs++
+		}
+	}
+	if jsonOut {
+		writeFindingsJSON(stdout, results)
+	} else {
+		files := map[string]*rules.File{}
+		for _, r := range results {
+			files[r.Image.Package.Containerfile.Name] = r.Image.Package.Containerfile
+		}
+		for _, fd := range findings {
+			writeFinding(stdout, fd, files[fd.Pos.File])
+		}
+		for _, r := range failed {
+			fmt.Fprintf(stderr, "sxmake: %s: %s\n", r.Image.Name, describe(r.Err))
+		}
+	}
+	summary := fmt.Sprintf("%d findings (%d errors) in %d images", len(findings), errs, len(results))
+	if len(failed) > 0 {
+		summary += fmt.Sprintf(", %d images do not evaluate", len(failed))
+	}
+	if errs > 0 || len(failed) > 0 {
+		return fmt.Errorf("check: %s", summary)
+	}
+	if !jsonOut {
+		fmt.Fprintf(stderr, "sxmake: check: %s\n", summary)
+	}
+	return nil
+}
+
+// collectFindings merges the findings of every image, each once, sorted
+// by file and line as BuildKit prints them, and lists the images that did
+// not evaluate.
+func collectFindings(results []engine.ImageCheck) ([]*finding, []engine.ImageCheck) {
+	var out []*finding
+	var failed []engine.ImageCheck
+	byKey := map[string]*finding{}
+	for _, r := range results {
+		if r.Err != nil {
+			failed = append(failed, r)
+		}
+		for _, fd := range r.Findings {
+			key := fmt.Sprintf("%s\x00%d\x00%d\x00%s\x00%s", fd.Pos.File, fd.Pos.Line, fd.EndLine, fd.Check.Name, fd.Message)
+			f := byKey[key]
+			if f == nil {
+				f = &finding{Finding: fd}
+				byKey[key] = f
+				out = append(out, f)
+			}
+			f.err = f.err || r.Checks.Error
+			f.images = append(f.images, r.Image.Name)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Pos.File != out[j].Pos.File {
+			return out[i].Pos.File < out[j].Pos.File
+		}
+		return out[i].Pos.Line < out[j].Pos.Line
+	})
+	return out, failed
+}
+
+// writeFinding prints fd as BuildKit prints a lint warning: the check and
+// its documentation, the message, then the lines around the finding with
+// the finding's own marked ">>>".
+func writeFinding(w io.Writer, fd *finding, f *rules.File) {
+	level := "WARNING"
+	if fd.err {
+		level = "ERROR"
+	}
+	fmt.Fprintf(w, "\n%s: %s", level, fd.Check.Name)
+	if fd.Check.URL != "" {
+		fmt.Fprintf(w, " - %s", fd.Check.URL)
+	}
+	fmt.Fprintf(w, "\n%s\n", fd.Message)
+	if f != nil {
+		writeSource(w, fd.Pos.File, f.Source(), fd.Pos.Line, fd.EndLine)
+	}
+}
+
+// writeSource prints lines first to last of src with context, exactly as
+// BuildKit's errdefs.Source.Print does (its padding included).
+func writeSource(w io.Writer, name string, src []byte, first, last int) {
+	lines := strings.Split(string(src), "\n")
+	start, end := first, max(first, last)
+	if start > len(lines) || start < 1 {
+		return
+	}
+	end = min(end, len(lines))
+	pad := 2
+	if end == start {
+		pad = 4
+	}
+	for p := 0; p < pad; p++ {
+		if start > 1 {
+			start--
+			p++
+		}
+		if end != len(lines) {
+			end++
+			p++
+		}
+	}
+	fmt.Fprintf(w, "%s:%d\n--------------------\n", name, first)
+	for i := start; i <= end; i++ {
+		mark := "   "
+		if i >= first && i <= last {
+			mark = ">>>"
+		}
+		fmt.Fprintf(w, " %3d | %s %s\n", i, mark, lines[i-1])
+	}
+	fmt.Fprintf(w, "--------------------\n")
+}
+
+// jsonFinding is the wire form of a finding in one image, or of an image
+// that does not evaluate (Error set).
+type jsonFinding struct {
+	Image       string `json:"image"`
+	Level       string `json:"level"`
+	Check       string `json:"check,omitempty"`
+	URL         string `json:"url,omitempty"`
+	Description string `json:"description,omitempty"`
+	Message     string `json:"message,omitempty"`
+	File        string `json:"file,omitempty"`
+	Line        int    `json:"line,omitempty"`
+	Column      int    `json:"column,omitempty"`
+	EndLine     int    `json:"end_line,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// writeFindingsJSON writes one line per finding of each image, as found
+// (findings the images of a package share are repeated), then one per
+// image that does not evaluate.
+func writeFindingsJSON(w io.Writer, results []engine.ImageCheck) {
+	enc := json.NewEncoder(w)
+	for _, r := range results {
+		level := "warning"
+		if r.Checks.Error {
+			level = "error"
+		}
+		for _, fd := range r.Findings {
+			enc.Encode(jsonFinding{
+				Image: r.Image.Name, Level: level,
+				Check: fd.Check.Name, URL: fd.Check.URL, Description: fd.Check.Description, Message: fd.Message,
+				File: fd.Pos.File, Line: fd.Pos.Line, Column: fd.Pos.Col, EndLine: fd.EndLine,
+			})
+		}
+	}
+	for _, r := range results {
+		if r.Err != nil {
+			enc.Encode(jsonFinding{Image: r.Image.Name, Level: "error", Error: r.Err.Error()})
+		}
+	}
+}
