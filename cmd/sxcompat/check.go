@@ -53,7 +53,10 @@ func (v checkVariant) overrides() (map[string]*string, []string) {
 //
 // BuildKit reads the images the checked ones are built on from stand-in
 // layouts holding only the configs sxmake's plan gives them.
-func runCheck(dir, sxmake string, variants []checkVariant, jobs int, names []string) error {
+//
+// With golden set, BuildKit's findings are also written to that file (see
+// goldenLines), which engine's tests compare sxmake with.
+func runCheck(dir, sxmake, golden string, variants []checkVariant, jobs int, names []string) error {
 	repo, _ := os.Getwd()
 	if err := oracle.Setup(repo); err != nil {
 		return err
@@ -84,12 +87,48 @@ func runCheck(dir, sxmake string, variants []checkVariant, jobs int, names []str
 	}
 	defer d.Stop()
 	var errs []error
+	var lines []string
 	for _, v := range variants {
-		if err := compareChecks(d, tree, dir, sxmake, v, jobs, targets, filepath.Join(work, string(v))); err != nil {
+		theirs, err := compareChecks(d, tree, dir, sxmake, v, jobs, targets, filepath.Join(work, string(v)))
+		if err != nil {
 			errs = append(errs, fmt.Errorf("variant %s: %w", v, err))
+		}
+		for i, img := range targets {
+			lines = append(lines, goldenLines(string(v), img.Name, theirs[i])...)
+		}
+	}
+	if golden != "" && len(errs) == 0 {
+		sort.Strings(lines)
+		head := "# BuildKit v0.26.3's Dockerfile check findings on this tree, per BUILDKIT_DOCKERFILE_CHECK\n" +
+			"# variant (tree: StageX's; none: left out) and image. Regenerate (root, runc):\n" +
+			"#   go run ./cmd/sxcompat -check -C " + dir + " -variant tree -variant none -golden " + golden + "\n"
+		if err := os.WriteFile(golden, []byte(head+strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+			return err
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// goldenLines renders what one side found for an image under a variant,
+// one line per fact: "VARIANT IMAGE lint|build LINE-END Rule: message",
+// "VARIANT IMAGE fails Rule, Rule" (the build's check failure) and
+// "VARIANT IMAGE error" (the Containerfile does not evaluate).
+func goldenLines(variant, image string, c imageChecks) []string {
+	pre := variant + " " + image + " "
+	var out []string
+	for _, l := range c.lint {
+		out = append(out, pre+"lint "+l)
+	}
+	for _, l := range c.build {
+		out = append(out, pre+"build "+l)
+	}
+	if c.buildFailed != nil {
+		out = append(out, pre+"fails "+strings.Join(c.buildFailed, ", "))
+	}
+	if c.err != "" {
+		out = append(out, pre+"error")
+	}
+	return out
 }
 
 // imageChecks is what each side found for one image.
@@ -99,7 +138,9 @@ type imageChecks struct {
 	err         string   // why the Containerfile does not evaluate, if it does not
 }
 
-func compareChecks(d *oracle.Daemon, tree *packages.Tree, dir, sxmake string, v checkVariant, jobs int, targets []*packages.Image, layouts string) error {
+// compareChecks compares the checks of targets under v and returns
+// BuildKit's.
+func compareChecks(d *oracle.Daemon, tree *packages.Tree, dir, sxmake string, v checkVariant, jobs int, targets []*packages.Image, layouts string) ([]imageChecks, error) {
 	overrides, flags := v.overrides()
 	args := append([]string{"-C", dir, "check", "--json"}, flags...)
 	for _, img := range targets {
@@ -108,12 +149,12 @@ func compareChecks(d *oracle.Daemon, tree *packages.Tree, dir, sxmake string, v 
 	start := time.Now()
 	ours, err := sxmakeChecks(sxmake, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sxTime := time.Since(start)
 	plans, err := planEach(tree, targets, overrides, layouts, ours)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	start = time.Now()
 	theirs := make([]imageChecks, len(targets))
@@ -157,9 +198,9 @@ func compareChecks(d *oracle.Daemon, tree *packages.Tree, dir, sxmake string, v 
 	fmt.Printf("variant %s: %d of %d images with findings identical to BuildKit's (%d lint findings, %d build findings, %d images' build findings not compared; sxmake check %.2fs for all, BuildKit %.1fs one by one, %d at a time)\n",
 		v, same, len(targets), lintFindings, buildFindings, uncompared, sxTime.Seconds(), bkTime.Seconds(), jobs)
 	if same != len(targets) {
-		return fmt.Errorf("%d images differ", len(targets)-same)
+		return theirs, fmt.Errorf("%d images differ", len(targets)-same)
 	}
-	return nil
+	return theirs, nil
 }
 
 // diffChecks lists how sxmake's checks (o) and BuildKit's (t) of one

@@ -18,7 +18,8 @@
 // -check compares Dockerfile check findings instead of images, building
 // nothing (see runCheck): for each -variant of BUILDKIT_DOCKERFILE_CHECK
 // ("tree", the default, keeps StageX's; "none" leaves the build arg out;
-// anything else is its value), with N BuildKit requests at a time.
+// anything else is its value), with N BuildKit requests at a time;
+// -golden FILE also writes BuildKit's findings to FILE.
 //
 // It needs root, runc, and the oracle built by testdata/oracle/run-oracle.sh
 // (sxcompat runs its setup). Exit status 1 when any image differs.
@@ -52,12 +53,13 @@ func main() {
 		return nil
 	})
 	jobs := flag.Int("j", 4, "with -check: BuildKit requests at a time")
+	golden := flag.String("golden", "", "with -check: also write BuildKit's findings to this file")
 	flag.Parse()
 	if *checks {
 		if len(variants) == 0 {
 			variants = []checkVariant{"tree"}
 		}
-		if err := runCheck(*dir, *sxmake, variants, *jobs, flag.Args()); err != nil {
+		if err := runCheck(*dir, *sxmake, *golden, variants, *jobs, flag.Args()); err != nil {
 			fmt.Fprintln(os.Stderr, "sxcompat:", err)
 			os.Exit(1)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,12 +11,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stagex/sxmake/engine"
+	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 )
 
 func newCheckCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
-	var overrides []string
-	cmd := &cobra.Command{
+	return &cobra.Command{
 		Use:   "check [TARGET...]",
 		Short: "Run BuildKit's Dockerfile checks without building",
 		Long: `Check runs BuildKit v0.26.3's Dockerfile checks (its lint rules) on the
@@ -30,39 +31,14 @@ the message and the lines concerned. The exit status is 1 when a finding
 is an error under the image's settings (error=true) or a Containerfile
 does not evaluate. With --json each finding is one JSON object per line.
 
---build-arg KEY=VALUE sets a build arg of every image checked;
---build-arg KEY leaves it out. For example --build-arg
-BUILDKIT_DOCKERFILE_CHECK=experimental=all runs the experimental checks
-too, and --build-arg BUILDKIT_DOCKERFILE_CHECK applies each
-Containerfile's own "# check=" directive.`,
+--build-arg BUILDKIT_DOCKERFILE_CHECK=VALUE checks with another setting
+(experimental=all runs the experimental checks too); --build-arg
+BUILDKIT_DOCKERFILE_CHECK alone applies each Containerfile's own
+"# check=" directive instead. Builds take the same flag.`,
 		RunE: func(cmd *cobra.Command, names []string) error {
-			args, err := parseArgOverrides(overrides)
-			if err != nil {
-				return err
-			}
-			return check(cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf.json, names, args)
+			return check(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), g, bf.json, names)
 		},
 	}
-	cmd.Flags().StringArrayVar(&overrides, "build-arg", nil, "KEY=VALUE sets a build arg, KEY alone removes it (repeatable)")
-	return cmd
-}
-
-// parseArgOverrides parses --build-arg values: KEY=VALUE, or KEY to
-// leave KEY out.
-func parseArgOverrides(list []string) (map[string]*string, error) {
-	out := map[string]*string{}
-	for _, a := range list {
-		k, v, ok := strings.Cut(a, "=")
-		if k == "" {
-			return nil, usagef("--build-arg %q: no name", a)
-		}
-		if ok {
-			out[k] = &v
-		} else {
-			out[k] = nil
-		}
-	}
-	return out, nil
 }
 
 // finding is one finding of a check run, with the images it was found
@@ -73,7 +49,20 @@ type finding struct {
 	images []string
 }
 
-func check(stdout, stderr io.Writer, g *globalFlags, jsonOut bool, names []string, args map[string]*string) error {
+func check(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, jsonOut bool, names []string) error {
+	opts, err := g.planOptions(nil)
+	if err != nil {
+		return err
+	}
+	ps, err := parsePlatforms(g.platform)
+	if err != nil {
+		return err
+	}
+	if len(ps) > 1 {
+		return usagef("--platform %s: this command takes one platform", g.platform)
+	} else if len(ps) == 1 {
+		opts = append(opts, engine.WithPlatform(ps[0]))
+	}
 	tree, err := g.load()
 	if err != nil {
 		return err
@@ -84,11 +73,15 @@ func check(stdout, stderr io.Writer, g *globalFlags, jsonOut bool, names []strin
 			return err
 		}
 	}
-	opts := []engine.PlanOption{engine.WithBuildArgs(args)}
-	if ps, err := parsePlatforms(g.platform); err != nil {
-		return err
-	} else if len(ps) > 0 {
-		opts = append(opts, engine.WithPlatform(ps[0]))
+	if usesImports(tree) {
+		// The configs of imported images are in the cache, which a build
+		// may hold; trees that import nothing check without waiting.
+		c, err := openCache(ctx, stderr, g.cacheDir())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		opts = append(opts, engine.WithImports(engine.NewImports(c)))
 	}
 	results, err := engine.Check(tree, targets, opts...)
 	if err != nil {
@@ -126,6 +119,17 @@ func check(stdout, stderr io.Writer, g *globalFlags, jsonOut bool, names []strin
 		fmt.Fprintf(stderr, "sxmake: check: %s\n", summary)
 	}
 	return nil
+}
+
+// usesImports reports whether an image of tree is built on an image
+// imported into the cache (sxmake import).
+func usesImports(tree *packages.Tree) bool {
+	for _, img := range tree.Images() {
+		if len(img.External) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // collectFindings merges the findings of every image, each once, sorted
@@ -212,20 +216,33 @@ func writeSource(w io.Writer, name string, src []byte, first, last int) {
 	fmt.Fprintf(w, "--------------------\n")
 }
 
-// jsonFinding is the wire form of a finding in one image, or of an image
-// that does not evaluate (Error set).
-type jsonFinding struct {
-	Image       string `json:"image"`
-	Level       string `json:"level"`
-	Check       string `json:"check,omitempty"`
+// findingJSON is the wire form of a finding, in check's output and in
+// check-warning events.
+type findingJSON struct {
+	Check       string `json:"check"`
 	URL         string `json:"url,omitempty"`
-	Description string `json:"description,omitempty"`
-	Message     string `json:"message,omitempty"`
-	File        string `json:"file,omitempty"`
-	Line        int    `json:"line,omitempty"`
-	Column      int    `json:"column,omitempty"`
-	EndLine     int    `json:"end_line,omitempty"`
-	Error       string `json:"error,omitempty"`
+	Description string `json:"description"`
+	Message     string `json:"message"`
+	File        string `json:"file"`
+	Line        int    `json:"line"`
+	Column      int    `json:"column"`
+	EndLine     int    `json:"end_line"`
+}
+
+func newFindingJSON(fd rules.Finding) *findingJSON {
+	return &findingJSON{
+		Check: fd.Check.Name, URL: fd.Check.URL, Description: fd.Check.Description, Message: fd.Message,
+		File: fd.Pos.File, Line: fd.Pos.Line, Column: fd.Pos.Col, EndLine: fd.EndLine,
+	}
+}
+
+// jsonFinding is a line of check's JSON output: a finding in one image,
+// or an image that does not evaluate (Error set).
+type jsonFinding struct {
+	Image string `json:"image"`
+	Level string `json:"level"` // "warning" or "error"
+	*findingJSON
+	Error string `json:"error,omitempty"`
 }
 
 // writeFindingsJSON writes one line per finding of each image, as found
@@ -239,11 +256,7 @@ func writeFindingsJSON(w io.Writer, results []engine.ImageCheck) {
 			level = "error"
 		}
 		for _, fd := range r.Findings {
-			enc.Encode(jsonFinding{
-				Image: r.Image.Name, Level: level,
-				Check: fd.Check.Name, URL: fd.Check.URL, Description: fd.Check.Description, Message: fd.Message,
-				File: fd.Pos.File, Line: fd.Pos.Line, Column: fd.Pos.Col, EndLine: fd.EndLine,
-			})
+			enc.Encode(jsonFinding{Image: r.Image.Name, Level: level, findingJSON: newFindingJSON(fd)})
 		}
 	}
 	for _, r := range results {

@@ -10,11 +10,13 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/stagex/sxmake/cache"
+	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 	"github.com/stagex/sxmake/sandbox"
@@ -76,9 +78,10 @@ func describe(err error) string {
 
 // globalFlags are the flags every subcommand shares.
 type globalFlags struct {
-	dir      string
-	platform string
-	cacheDir func() string // the cache directory (--cache-dir or the default)
+	dir       string
+	platform  string
+	cacheDir  func() string // the cache directory (--cache-dir or the default)
+	buildArgs []string      // --build-arg (see argOverrides)
 }
 
 func newRootCmd() *cobra.Command {
@@ -111,6 +114,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf := root.PersistentFlags()
 	pf.StringVarP(&g.dir, "directory", "C", ".", "the package tree (the directory holding packages/)")
 	pf.StringVar(&g.platform, "platform", "", "target platform for packages that name none (default: the host's)")
+	pf.StringArrayVar(&g.buildArgs, "build-arg", nil, "BUILDKIT_DOCKERFILE_CHECK=VALUE: the Dockerfile checks' setting instead of StageX's; BUILDKIT_DOCKERFILE_CHECK alone: each Containerfile's # check= (the only build arg not from package.toml)")
 	f := root.Flags()
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "print what would be built, in order, without building")
 	f.BoolVar(&explain, "explain", false, "like -n, and say for each action to run which input changed since it last ran")
@@ -140,6 +144,40 @@ func (g *globalFlags) load() (*packages.Tree, error) {
 		return nil, err
 	}
 	return packages.Load(g.dir, packages.WithExternalImages(imported...))
+}
+
+// argOverrides parses --build-arg: KEY=VALUE sets a build arg, KEY leaves
+// it out. Build args come from package.toml, so that the tree alone
+// decides every image; only the Dockerfile checks' setting, which changes
+// no image, may be overridden.
+func (g *globalFlags) argOverrides() (map[string]*string, error) {
+	out := map[string]*string{}
+	for _, a := range g.buildArgs {
+		k, v, ok := strings.Cut(a, "=")
+		if k != rules.CheckArg {
+			return nil, usagef("--build-arg %s: only %s can be set (the other build args come from package.toml)", a, rules.CheckArg)
+		}
+		if ok {
+			out[k] = &v
+		} else {
+			out[k] = nil
+		}
+	}
+	return out, nil
+}
+
+// planOptions are the options of every plan: --build-arg, and the images
+// imported into the cache c (sxmake import) unless c is nil.
+func (g *globalFlags) planOptions(c *cache.Cache) ([]engine.PlanOption, error) {
+	args, err := g.argOverrides()
+	if err != nil {
+		return nil, err
+	}
+	opts := []engine.PlanOption{engine.WithBuildArgs(args)}
+	if c != nil {
+		opts = append(opts, engine.WithImports(engine.NewImports(c)))
+	}
+	return opts, nil
 }
 
 // resolve maps target names to images of tree.

@@ -65,7 +65,15 @@ func (p *plainProgress) event(ev engine.Event) {
 		fmt.Fprintf(p.w, "[%s] image  %s\n", ev.Image, ev.Digest)
 	case engine.CacheWarning:
 		fmt.Fprintf(p.w, "[%s] warning %s: %v\n", ev.Image, ev.Action, ev.Err)
+	case engine.CheckWarning:
+		printCheckWarning(p.w, ev)
 	}
+}
+
+// printCheckWarning prints a Dockerfile check's finding that does not
+// fail the build.
+func printCheckWarning(w io.Writer, ev engine.Event) {
+	fmt.Fprintf(w, "[%s] warning %s\n", ev.Image, ev.Finding)
 }
 
 // printFailure prints a failed action with the tail of its log.
@@ -111,6 +119,7 @@ type jsonEvent struct {
 	Digest   string    `json:"digest,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Explain  []string  `json:"explain,omitempty"`
+	*findingJSON
 }
 
 func (p *jsonProgress) close() {}
@@ -125,6 +134,9 @@ func (p *jsonProgress) event(ev engine.Event) {
 	}
 	if ev.Err != nil {
 		je.Error = ev.Err.Error()
+	}
+	if ev.Finding != nil {
+		je.findingJSON = newFindingJSON(*ev.Finding)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -200,6 +212,8 @@ func (p *ttyProgress) event(ev engine.Event) {
 		fmt.Fprintf(p.w, "[%s] image  %s\n", ev.Image, ev.Digest)
 	case engine.CacheWarning:
 		fmt.Fprintf(p.w, "[%s] warning %s: %v\n", ev.Image, ev.Action, ev.Err)
+	case engine.CheckWarning:
+		printCheckWarning(p.w, ev)
 	}
 	p.redraw()
 }
