@@ -1,6 +1,11 @@
 package engine
 
 import (
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 )
@@ -19,36 +24,101 @@ type ImageCheck struct {
 
 // Check runs the Dockerfile checks of targets without building anything.
 // The images they are built on are evaluated for their configs (the base
-// image env, shell and workdir the checks read) but not checked. A
-// target that does not evaluate has Err set, with the findings before
-// the error; the others are checked all the same.
+// image env, shell and workdir the checks read) but not checked; a main
+// image's lint request reads those of every stage, as BuildKit's does. A
+// target that does not evaluate has Err set, with the findings before the
+// error; the others are checked all the same. Images are evaluated at
+// once, each after those it is built on.
 func Check(tree *packages.Tree, targets []*packages.Image, opts ...PlanOption) ([]ImageCheck, error) {
 	cfg := planConfig{platform: HostPlatform()}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	order, err := tree.Closure(targets...)
+	wanted := make(map[*packages.Image]bool, len(targets))
+	bases := map[*packages.Image][]*packages.Image{} // what each image is built on
+	all := slices.Clone(targets)
+	for _, img := range targets {
+		wanted[img] = true
+		bases[img] = lintBases(tree, img, cfg)
+		all = append(all, bases[img]...)
+	}
+	order, err := tree.Closure(all...)
 	if err != nil {
 		return nil, err
 	}
-	wanted := make(map[*packages.Image]bool, len(targets))
-	for _, img := range targets {
-		wanted[img] = true
+	plans := make(map[string]*ImagePlan, len(order))
+	evaluated := make(map[*packages.Image]chan struct{}, len(order))
+	for _, img := range order {
+		plans[img.Name] = &ImagePlan{Image: img, Platform: cfg.platformOf(img.Package), BuildArgs: cfg.buildArgs(img.Package)}
+		evaluated[img] = make(chan struct{})
 	}
-	done := make(map[string]*ImagePlan, len(order))
+	checks := make(map[*packages.Image]ImageCheck, len(targets))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, runtime.NumCPU())
+	for _, img := range order {
+		wg.Go(func() {
+			defer close(evaluated[img])
+			for _, dep := range append(img.Deps, bases[img]...) {
+				<-evaluated[dep]
+			}
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			ip := plans[img.Name]
+			opt := cfg.evalOptions(tree, img, ip.Platform, ip.BuildArgs, plans)
+			if wanted[img] {
+				ic := checkImage(ip, opt)
+				mu.Lock()
+				checks[img] = ic
+				mu.Unlock()
+			}
+			if ip.Build == nil {
+				ip.Build, _ = rules.Evaluate(img.Package.Containerfile, opt) // for the images built on it
+			}
+		})
+	}
+	wg.Wait()
 	var out []ImageCheck
 	for _, img := range order {
-		ip := &ImagePlan{Image: img, Platform: cfg.platformOf(img.Package), BuildArgs: cfg.buildArgs(img.Package)}
-		done[img.Name] = ip
-		opt := cfg.evalOptions(tree, img, ip.Platform, ip.BuildArgs, done)
 		if wanted[img] {
-			out = append(out, checkImage(ip, opt))
-		}
-		if ip.Build == nil {
-			ip.Build, _ = rules.Evaluate(img.Package.Containerfile, opt) // for the images built on it
+			out = append(out, checks[img])
 		}
 	}
 	return out, nil
+}
+
+// lintBases are the images of the tree a lint request of img reads the
+// configs of besides its dependencies: those of the stages a main image
+// does not need (BuildKit's lint request evaluates them all). References
+// that are no image of the tree are left to the evaluation to report.
+func lintBases(tree *packages.Tree, img *packages.Image, cfg planConfig) []*packages.Image {
+	if img.Target != "" {
+		return nil
+	}
+	refOpts := []rules.RefOption{rules.WithNamedContexts(namedNames()...), rules.WithAllStages(), rules.WithRefPlatform(cfg.platformOf(img.Package))}
+	refs, err := img.Package.Containerfile.ImageRefs("", cfg.buildArgs(img.Package), refOpts...)
+	if err != nil {
+		return nil // the evaluation reports it
+	}
+	var out []*packages.Image
+	for _, r := range refs {
+		if !strings.HasPrefix(r.Name, "stagex/") {
+			continue
+		}
+		if dep, err := tree.Resolve(r.Name); err == nil && dep != img && !slices.Contains(img.Deps, dep) {
+			out = append(out, dep)
+		}
+	}
+	return out
+}
+
+// namedNames lists namedContexts.
+func namedNames() []string {
+	var out []string
+	for n := range namedContexts {
+		out = append(out, n)
+	}
+	return out
 }
 
 // checkImage evaluates ip as a lint request does, keeping the result in

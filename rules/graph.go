@@ -321,8 +321,9 @@ type ImageRef struct {
 type RefOption func(*refOptions)
 
 type refOptions struct {
-	named    map[string]bool
-	platform Platform
+	named     map[string]bool
+	platform  Platform
+	allStages bool
 }
 
 // WithNamedContexts makes ImageRefs skip the given names: they are named
@@ -339,6 +340,13 @@ func WithNamedContexts(names ...string) RefOption {
 // automatic platform args; the default is DefaultPlatform().
 func WithRefPlatform(p Platform) RefOption {
 	return func(o *refOptions) { o.platform = p }
+}
+
+// WithAllStages makes ImageRefs list the images of every stage, not only
+// those of the stages the target needs (what BuildKit's lint request
+// resolves when it is given no target).
+func WithAllStages() RefOption {
+	return func(o *refOptions) { o.allStages = true }
 }
 
 // ImageRefs lists the external images (FROM bases and COPY --from sources
@@ -374,7 +382,7 @@ func (f *File) ImageRefs(target string, buildArgs map[string]string, opts ...Ref
 		refs = append(refs, ImageRef{Name: name, Pos: pos})
 	}
 	for _, s := range g.stages {
-		if !need[s] {
+		if !need[s] && !o.allStages {
 			continue
 		}
 		if s.baseStage == nil {

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,7 +78,7 @@ func (d *Daemon) frontend(ctx context.Context, img *packages.Image, target strin
 		return nil, err
 	}
 	defer os.RemoveAll(empty)
-	args, err := d.frontendArgs(img, img.Package.Dir, empty, layouts, buildArgs)
+	args, err := d.frontendArgs(img, img.Package.Dir, empty, layouts, buildArgs, lintDeps(img, buildArgs))
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +95,23 @@ func (d *Daemon) frontend(ctx context.Context, img *packages.Image, target strin
 		err = fmt.Errorf("buildctl %s %s: %w", request, img.Name, err)
 	}
 	return append(stdout.Bytes(), stderr.Bytes()...), err
+}
+
+// lintDeps are the images a lint request of img reads: the images of
+// every stage (as StageX, which offers every stagex/ image a Containerfile
+// names, lets it) besides the build's.
+func lintDeps(img *packages.Image, buildArgs map[string]string) []string {
+	deps := buildDeps(img)
+	refs, err := img.Package.Containerfile.ImageRefs(img.Target, buildArgs, rules.WithNamedContexts("fetch"), rules.WithAllStages())
+	if err != nil {
+		return deps
+	}
+	for _, r := range refs {
+		if name, ok := strings.CutPrefix(r.Name, "stagex/"); ok && !slices.Contains(deps, name) {
+			deps = append(deps, name)
+		}
+	}
+	return deps
 }
 
 var (

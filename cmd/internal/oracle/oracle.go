@@ -129,7 +129,7 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 	if err := exec.Command("cp", "-a", fetch, filepath.Join(contextDir, "fetch")).Run(); err != nil {
 		return "", fmt.Errorf("copying %s: %w", fetch, err)
 	}
-	args, err := d.frontendArgs(img, contextDir, fetch, outRoot, pkg.BuildArgs())
+	args, err := d.frontendArgs(img, contextDir, fetch, outRoot, pkg.BuildArgs(), buildDeps(img))
 	if err != nil {
 		return "", err
 	}
@@ -161,12 +161,22 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 	return m[1], nil
 }
 
+// buildDeps are the images a build of img reads: its dependencies, then
+// the external images (imported into sxmake's cache).
+func buildDeps(img *packages.Image) []string {
+	var deps []string
+	for _, dep := range img.Deps {
+		deps = append(deps, dep.Name)
+	}
+	return append(deps, img.External...)
+}
+
 // frontendArgs are the buildctl arguments that run the Dockerfile frontend
 // on img as StageX's Makefile does with docker buildx: contextDir as the
 // context (holding the Containerfile), fetchDir as the named context
-// fetch, buildArgs, the platform and target, and each dependency (and
-// external image) as an oci-layout context from outRoot/<image>.
-func (d *Daemon) frontendArgs(img *packages.Image, contextDir, fetchDir, outRoot string, buildArgs map[string]string) ([]string, error) {
+// fetch, buildArgs, the platform and target, and each image of deps as an
+// oci-layout context from outRoot/<image>.
+func (d *Daemon) frontendArgs(img *packages.Image, contextDir, fetchDir, outRoot string, buildArgs map[string]string, deps []string) ([]string, error) {
 	args := []string{"--addr", "unix://" + d.sock, "build", "--progress=plain",
 		"--frontend", "dockerfile.v0",
 		"--local", "context=" + contextDir, "--local", "dockerfile=" + contextDir,
@@ -185,11 +195,7 @@ func (d *Daemon) frontendArgs(img *packages.Image, contextDir, fetchDir, outRoot
 	for _, k := range keys {
 		args = append(args, "--opt", "build-arg:"+k+"="+buildArgs[k])
 	}
-	var deps []string
-	for _, dep := range img.Deps {
-		deps = append(deps, dep.Name)
-	}
-	for i, dep := range append(deps, img.External...) {
+	for i, dep := range deps {
 		idx, err := topManifest(filepath.Join(outRoot, dep))
 		if err != nil {
 			return nil, err
