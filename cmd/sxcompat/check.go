@@ -238,14 +238,8 @@ func planEach(tree *packages.Tree, targets []*packages.Image, overrides map[stri
 			plans[img.Name] = nil
 			continue
 		}
-		for _, ip := range plan.Images {
-			dir := filepath.Join(layouts, ip.Image.Name)
-			if _, err := os.Stat(dir); err == nil {
-				continue
-			}
-			if err := oracle.ConfigLayout(dir, ip.Build.Target.Config, ip.Platform); err != nil {
-				return nil, err
-			}
+		if err := oracle.StandIns(layouts, plan); err != nil {
+			return nil, err
 		}
 		ip := plan.Images[len(plan.Images)-1]
 		plans[img.Name] = ip

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 )
@@ -151,6 +152,22 @@ func parseLint(out []byte) ([]Finding, error) {
 		}
 	}
 	return fs, sc.Err()
+}
+
+// StandIns writes under dir/<image> the stand-in layout (ConfigLayout) of
+// every image of plan that has none yet: the configs BuildKit reads from
+// the images a lint request's image is built on.
+func StandIns(dir string, plan *engine.Plan) error {
+	for _, ip := range plan.Images {
+		d := filepath.Join(dir, ip.Image.Name)
+		if _, err := os.Stat(d); err == nil {
+			continue
+		}
+		if err := ConfigLayout(d, ip.Build.Target.Config, ip.Platform); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ConfigLayout writes at dir an OCI layout of an image with no layers and
