@@ -352,12 +352,12 @@ func (ev *evaluator) expand(s *stageState, in *Instruction, w string) (string, e
 // expandWith expands w with lx, reporting the unset variables it uses
 // when checks run.
 func (ev *evaluator) expandWith(lx lexer, s *stageState, in *Instruction, w string) (string, error) {
-	var use varUse
 	if ev.lint != nil {
-		lx.vars = &use
+		use := &varUse{}
+		lx.vars = use
+		defer func() { ev.lint.undefinedVars(s, in, use.unmatched) }()
 	}
 	v, err := lx.word(w, s.env)
-	ev.lint.undefinedVars(s, in, use.unmatched)
 	if err != nil {
 		return "", ev.f.errorf(in.Pos, "%v", err)
 	}

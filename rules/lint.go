@@ -281,8 +281,11 @@ func (l *linter) relativeWorkdir(s *stageState, in *Instruction, p string) {
 // exposePort checks one EXPOSE port spec; specs BuildKit rejects are not
 // checked (the evaluation fails on them).
 func (l *linter) exposePort(in *Instruction, raw string) {
+	if l == nil {
+		return
+	}
 	ip, hostPort, _, proto, err := splitPort(raw)
-	if l == nil || err != nil {
+	if err != nil {
 		return
 	}
 	if proto != strings.ToLower(proto) {
