@@ -320,7 +320,11 @@ func oracleChecks(d *oracle.Daemon, img *packages.Image, ip *engine.ImagePlan, a
 		return c, err
 	}
 	c.lint = findingLines(lint)
-	if ip != nil && ip.Build.Target.Name != "" {
+	switch {
+	case ip == nil:
+	case img.Target != "":
+		c.build = c.lint // a lint request given a target checks what its build does
+	case ip.Build.Target.Name != "":
 		build, err := d.Lint(ctx, img, ip.Build.Target.Name, args, layouts)
 		if err != nil {
 			return c, err
