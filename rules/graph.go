@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -74,7 +75,7 @@ func (f *File) autoArgs(target string, build, tgt Platform, buildArgs map[string
 	if target == "" {
 		target = "default"
 	}
-	env := newEnvList()
+	env := &envList{keys: make([]string, 0, 16), vals: make(map[string]string, 16)}
 	for _, kv := range [...][2]string{
 		{"BUILDPLATFORM", build.String()},
 		{"BUILDOS", build.OS},
@@ -208,7 +209,7 @@ func (g *graph) fromRef(in *Instruction, from string) (*fromRef, error) {
 		return nil, g.f.errorf(in.Pos, "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround")
 	}
 	ref := &fromRef{in: in, from: from}
-	if i, err := strconv.Atoi(from); err == nil {
+	if i, err := stageIndex(from); err == nil {
 		if i < 0 || i >= len(g.stages) {
 			return nil, g.f.errorf(in.Pos, "invalid stage index %d", i)
 		}
@@ -229,6 +230,17 @@ func (g *graph) fromRef(in *Instruction, from string) (*fromRef, error) {
 	ref.image = from
 	return ref, nil
 }
+
+// stageIndex is the stage index a --from value names, strconv.Atoi's
+// answer without its error value for the names most --from values are.
+func stageIndex(from string) (int, error) {
+	if from == "" || !strings.ContainsAny(from[:1], "+-0123456789") {
+		return 0, errNotIndex
+	}
+	return strconv.Atoi(from)
+}
+
+var errNotIndex = errors.New("not a stage index")
 
 // checkCycles reports a COPY --from cycle between stages.
 func (g *graph) checkCycles() error {
