@@ -55,10 +55,13 @@ bench: deps build
 # Every image of the demo tree and of the compat corpus, built by sxmake and
 # by BuildKit v0.26.3 with StageX's flags: the manifest digests must be
 # identical; then the multi-platform tree for amd64 and arm64 (RUN steps
-# under qemu), comparing the indexes that list both.
+# under qemu), comparing the indexes that list both; then the Dockerfile
+# checks of every image of the check corpus, with StageX's setting and
+# without it: the findings must be identical.
 compat: deps build
 	for t in $(DEMO_TREE) testdata/compat; do $(GO) run ./cmd/sxcompat -C $$t -sxmake $(BIN) || exit 1; done
 	$(GO) run ./cmd/sxcompat -C testdata/multiarch -platform linux/amd64,linux/arm64 -sxmake $(BIN)
+	$(GO) run ./cmd/sxcompat -check -C testdata/checks -variant tree -variant none -sxmake $(BIN)
 
 # StageX's own tree (STAGEX=DIR, a checkout whose sources `sxmake fetch`
 # fetched; default: the StageX fixture unpacked into a temporary

@@ -242,9 +242,15 @@ func (b *planBuild) build(ctx context.Context, plan *Plan) (*Report, error) {
 	return report, errors.Join(errs...)
 }
 
-// buildWhenReady waits for the images ip needs, then builds it.
+// buildWhenReady waits for the images ip needs, then builds it. An image
+// whose Dockerfile checks fail (StageX's error=true) fails first.
 func (b *planBuild) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[string]chan struct{}) ImageReport {
 	r := ImageReport{Name: ip.Image.Name}
+	if !b.dryRun {
+		if r.Err = b.check(ip); r.Err != nil {
+			return r
+		}
+	}
 	deps := append([]*packages.Image(nil), ip.Image.Deps...)
 	sort.Slice(deps, func(i, j int) bool { return deps[i].Name < deps[j].Name })
 	for _, d := range deps {
@@ -274,6 +280,19 @@ func (b *planBuild) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[
 	r.Digest, r.Layout, r.Emulated = res.digest, res.layout, res.emulated
 	b.emit(ip, Event{Kind: ImageDone, Digest: res.digest})
 	return r
+}
+
+// check reports the findings of ip's Dockerfile checks: as warnings, or
+// as the image's failure when the check config makes them errors.
+func (b *planBuild) check(ip *ImagePlan) error {
+	if err := ip.CheckErr(); err != nil {
+		b.emit(ip, Event{Kind: ImageFailed, Err: err})
+		return err
+	}
+	for i := range ip.Findings {
+		b.emit(ip, Event{Kind: CheckWarning, Finding: &ip.Findings[i]})
+	}
+	return nil
 }
 
 func (b *planBuild) result(name string) *imageResult {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/stagex/sxmake/engine/image"
+	"github.com/stagex/sxmake/rules"
 )
 
 // EventKind says what happened.
@@ -21,25 +22,27 @@ const (
 	ActionWouldRun                  // dry run: the action has no cached result (Explain says why)
 	CacheWarning                    // a remote cache entry was rejected or a remote failed (Err): a miss
 	ActionEmulated                  // a RUN's programs are about to run through an emulator (Emulator)
+	CheckWarning                    // a Dockerfile check found something (Finding), which does not fail the build
 )
 
-var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run", "cache-warning", "emulated"}
+var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run", "cache-warning", "emulated", "check-warning"}
 
 func (k EventKind) String() string { return eventNames[k] }
 
 // Event is one thing that happened during a build, for progress output.
 type Event struct {
 	Kind     EventKind
-	Image    string        // image name
-	Platform string        // the image's platform ("linux/arm64")
-	Action   string        // the action's description ("build 12:1 RUN make"); empty for image events
-	Name     string        // the action's stable name (see ActionName)
-	Explain  []string      // ActionWouldRun: one line per input changed since the action last ran
-	Log      []byte        // ActionLog: output bytes
-	Duration time.Duration // ActionDone: the whole action
-	Process  time.Duration // ActionDone of a RUN: the time its program ran, from its exec in the started container to its exit
-	Emulator string        // ActionEmulated, and ActionDone and ActionFailed of a RUN that ran emulated: the binfmt_misc entry its programs run through ("qemu-i386")
-	Digest   image.Digest  // ImageDone
+	Image    string         // image name
+	Platform string         // the image's platform ("linux/arm64")
+	Action   string         // the action's description ("build 12:1 RUN make"); empty for image events
+	Name     string         // the action's stable name (see ActionName)
+	Explain  []string       // ActionWouldRun: one line per input changed since the action last ran
+	Log      []byte         // ActionLog: output bytes
+	Duration time.Duration  // ActionDone: the whole action
+	Process  time.Duration  // ActionDone of a RUN: the time its program ran, from its exec in the started container to its exit
+	Emulator string         // ActionEmulated, and ActionDone and ActionFailed of a RUN that ran emulated: the binfmt_misc entry its programs run through ("qemu-i386")
+	Digest   image.Digest   // ImageDone
+	Finding  *rules.Finding // CheckWarning
 	Err      error
 }
 

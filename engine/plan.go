@@ -22,14 +22,30 @@ type ImagePlan struct {
 	Platform  rules.Platform
 	BuildArgs map[string]string // as given to the build (package.toml-derived)
 	Build     *rules.Build      // the evaluated Containerfile, up to the image's stage
+
+	// Checks is the Dockerfile check config of the build (StageX's:
+	// findings are errors) and Findings what the checks found, as
+	// BuildKit's build finds them: over the stages the image needs.
+	Checks   rules.CheckConfig
+	Findings []rules.Finding
+}
+
+// CheckErr is the error that fails the image before any of its steps
+// runs: the findings, when the check config makes them errors.
+func (ip *ImagePlan) CheckErr() error {
+	if !ip.Checks.Error || len(ip.Findings) == 0 {
+		return nil
+	}
+	return &rules.CheckError{Findings: ip.Findings}
 }
 
 // PlanOption configures NewPlan.
 type PlanOption func(*planConfig)
 
 type planConfig struct {
-	platform rules.Platform
-	imports  *Imports // images imported into the cache (external.go)
+	platform     rules.Platform
+	imports      *Imports           // images imported into the cache (external.go)
+	argOverrides map[string]*string // WithBuildArgs (check.go)
 }
 
 // WithPlatform sets the platform of images whose package.toml names none.
@@ -68,16 +84,37 @@ func NewPlan(tree *packages.Tree, targets []*packages.Image, opts ...PlanOption)
 }
 
 func planImage(tree *packages.Tree, img *packages.Image, cfg planConfig, done map[string]*ImagePlan) (*ImagePlan, error) {
-	pkg := img.Package
-	platform := cfg.platform
-	if len(pkg.Platforms) > 0 {
-		platform = pkg.Platforms[0]
+	ip := &ImagePlan{Image: img, Platform: cfg.platformOf(img.Package), BuildArgs: cfg.buildArgs(img.Package)}
+	checks, err := img.Package.Containerfile.CheckConfig(ip.BuildArgs)
+	if err != nil {
+		return nil, err
 	}
-	args := pkg.BuildArgs()
-	build, err := rules.Evaluate(pkg.Containerfile, rules.EvalOptions{
+	ip.Checks = checks
+	opt := cfg.evalOptions(tree, img, ip.Platform, ip.BuildArgs, done)
+	opt.Checks, opt.Report = checks, func(fd rules.Finding) { ip.Findings = append(ip.Findings, fd) }
+	if ip.Build, err = rules.Evaluate(img.Package.Containerfile, opt); err != nil {
+		return nil, err
+	}
+	rules.SortFindings(ip.Findings)
+	return ip, nil
+}
+
+// platformOf is the platform pkg is built for.
+func (cfg planConfig) platformOf(pkg *packages.Package) rules.Platform {
+	if len(pkg.Platforms) > 0 {
+		return pkg.Platforms[0]
+	}
+	return cfg.platform
+}
+
+// evalOptions are the options img's Containerfile is evaluated with: its
+// build args and platform, and the configs of the images it is built on,
+// which done holds (dependencies are planned first).
+func (cfg planConfig) evalOptions(tree *packages.Tree, img *packages.Image, p rules.Platform, args map[string]string, done map[string]*ImagePlan) rules.EvalOptions {
+	return rules.EvalOptions{
 		BuildArgs:     args,
 		Target:        img.Target,
-		Platform:      platform,
+		Platform:      p,
 		BuildPlatform: HostPlatform(),
 		NamedContexts: namedContexts,
 		ImageConfig: func(ref string, _ rules.Platform) (rules.ImageConfig, error) {
@@ -92,13 +129,12 @@ func planImage(tree *packages.Tree, img *packages.Image, cfg planConfig, done ma
 			if ip == nil {
 				panic(fmt.Sprintf("engine: %s planned before its dependency %s", img.Name, dep.Name))
 			}
+			if ip.Build == nil {
+				return rules.ImageConfig{}, fmt.Errorf("%s does not evaluate", dep.Name)
+			}
 			return ip.Build.Target.Config, nil
 		},
-	})
-	if err != nil {
-		return nil, err
 	}
-	return &ImagePlan{Image: img, Platform: platform, BuildArgs: args, Build: build}, nil
 }
 
 // HostPlatform is the platform sxmake builds for by default.

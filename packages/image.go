@@ -107,7 +107,7 @@ func (t *Tree) link(img *Image) error {
 	// StageX's generator makes every image of a Containerfile depend on
 	// every stagex/ image the file names, whatever stages its target
 	// needs: Make builds them all first, and so does sxmake.
-	opts := []rules.RefOption{rules.WithNamedContexts(fetchContext), rules.WithEveryStage()}
+	opts := []rules.RefOption{rules.WithNamedContexts(fetchContext), rules.WithAllStages()}
 	if len(p.Platforms) > 0 {
 		opts = append(opts, rules.WithRefPlatform(p.Platforms[0]))
 	}

@@ -193,6 +193,7 @@ func TestBuildArgs(t *testing.T) {
 			"VERSION_MAJOR_MINOR":  "13.2",
 			"VERSION_STRIP_SUFFIX": "13.2.0",
 			"SOURCE_DATE_EPOCH":    "1",
+			rules.CheckArg:         StageXChecks,
 		}},
 		{"core-llvm", map[string]string{
 			"VERSION":               "20.1.8",
@@ -208,6 +209,7 @@ func TestBuildArgs(t *testing.T) {
 			"M2_MESOPLANET_SOURCE":  "M2-Mesoplanet-20-1-8.tar.gz",
 			"M2_MESOPLANET_GIT_SHA": "0123456789abcdef0123456789abcdef01234567",
 			"SOURCE_DATE_EPOCH":     "1",
+			rules.CheckArg:          StageXChecks,
 		}},
 		{"user-hello", map[string]string{
 			"VERSION":              "20.1.8",
@@ -231,6 +233,7 @@ func TestBuildArgs(t *testing.T) {
 			"VERSION_MAJOR_MINOR":  "None",
 			"VERSION_STRIP_SUFFIX": "30",
 			"SOURCE_DATE_EPOCH":    "1",
+			rules.CheckArg:         StageXChecks,
 		}},
 	}
 	for _, tc := range tests {

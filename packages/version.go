@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/stagex/sxmake/rules"
 )
 
 // versionVars returns the version templates for version v, as StageX's
@@ -69,8 +71,16 @@ func expand(tmpl string, vars map[string]string) (string, error) {
 	}
 }
 
+// StageXChecks is the BUILDKIT_DOCKERFILE_CHECK value StageX builds every
+// image with (src/targets.py): every Dockerfile check but one, and any
+// finding fails the build.
+const StageXChecks = "skip=FromPlatformFlagConstDisallowed;error=true"
+
 // BuildArgs returns the build arguments StageX's generator derives from
-// package.toml: SOURCE_DATE_EPOCH=1; when the package has a version,
+// package.toml: SOURCE_DATE_EPOCH=1 and
+// BUILDKIT_DOCKERFILE_CHECK=StageXChecks, which StageX passes to every
+// build (a build arg to BuildKit too, but one that changes no image byte
+// unless a Containerfile declares it); when the package has a version,
 // VERSION, VERSION_UNDER, VERSION_DASH, VERSION_MAJOR, VERSION_MAJOR_MINOR
 // and VERSION_STRIP_SUFFIX; for each source with its own version
 // <KEY>_VERSION and <KEY>_SOURCE (see sourceArg); for each source with a
@@ -90,7 +100,7 @@ func (p *Package) BuildArgs() map[string]string {
 const SourceDateEpoch = 1
 
 func (p *Package) computeBuildArgs() (map[string]string, error) {
-	args := map[string]string{"SOURCE_DATE_EPOCH": strconv.Itoa(SourceDateEpoch)}
+	args := map[string]string{"SOURCE_DATE_EPOCH": strconv.Itoa(SourceDateEpoch), rules.CheckArg: StageXChecks}
 	if p.Version != "" {
 		for k, v := range versionVars(p.Version) {
 			args[strings.ToUpper(k)] = v

@@ -32,6 +32,8 @@ func (ev *evaluator) config(s *stageState, in *Instruction) (*Step, error) {
 		img.OnBuild = append(img.OnBuild, c.expression)
 		step.NoHistory = true
 	case *cmdCmd:
+		ev.lint.usedOnce(&s.lastCmd, in)
+		ev.jsonArgs(s, in, c.cmdLine)
 		args := c.args
 		if c.prependShell {
 			args = shellArgs(s.img, args)
@@ -41,6 +43,8 @@ func (ev *evaluator) config(s *stageState, in *Instruction) (*Step, error) {
 		s.cmdSet = true
 		step.CreatedBy = fmt.Sprintf("CMD %q", args)
 	case *entrypointCmd:
+		ev.lint.usedOnce(&s.lastEntry, in)
+		ev.jsonArgs(s, in, c.cmdLine)
 		args := c.args
 		if c.prependShell {
 			args = shellArgs(s.img, args)
@@ -51,6 +55,7 @@ func (ev *evaluator) config(s *stageState, in *Instruction) (*Step, error) {
 		}
 		step.CreatedBy = fmt.Sprintf("ENTRYPOINT %q", args)
 	case *healthcheckCmd:
+		ev.lint.usedOnce(&s.lastHealth, in)
 		h := *c.health
 		img.Healthcheck = &h
 		step.CreatedBy = "HEALTHCHECK " + healthcheckString(img.Healthcheck)
@@ -80,6 +85,14 @@ func (ev *evaluator) config(s *stageState, in *Instruction) (*Step, error) {
 		return nil, ev.f.errorf(in.Pos, "%s is not a command type", in.Cmd)
 	}
 	return step, nil
+}
+
+// jsonArgs checks a CMD or ENTRYPOINT in shell form run by the default
+// shell, which does not pass signals on.
+func (ev *evaluator) jsonArgs(s *stageState, in *Instruction, c cmdLine) {
+	if c.prependShell && len(s.img.Shell) == 0 {
+		ev.lint.on(checkJSONArgsRecommended, in, in.keyword)
+	}
 }
 
 // addEnv sets k in an image env list, in place if present.
@@ -124,10 +137,11 @@ func checkSignal(s string) error {
 	return fmt.Errorf("invalid signal: %s", s)
 }
 
-// parsePort parses an EXPOSE port spec into "port/proto" entries.
-func parsePort(raw string) ([]string, error) {
+// splitPort splits an EXPOSE port spec "[[ip:]hostPort:]port[/proto]"
+// as BuildKit does before it validates the parts.
+func splitPort(raw string) (ip, hostPort, port, proto string, err error) {
 	parts := strings.Split(raw, ":")
-	var ip, hostPort, cport string
+	var cport string
 	switch n := len(parts); n {
 	case 1:
 		cport = parts[0]
@@ -136,16 +150,25 @@ func parsePort(raw string) ([]string, error) {
 	default:
 		ip, hostPort, cport = strings.Join(parts[:n-2], ":"), parts[n-2], parts[n-1]
 	}
-	port, proto, _ := strings.Cut(cport, "/")
+	port, proto, _ = strings.Cut(cport, "/")
 	if port == "" {
-		return nil, fmt.Errorf("invalid port: %q: no port specified", raw)
+		return "", "", "", "", fmt.Errorf("invalid port: %q: no port specified", raw)
 	}
 	switch strings.ToLower(proto) {
 	case "":
 		proto = "tcp"
 	case "tcp", "udp", "sctp":
 	default:
-		return nil, fmt.Errorf("invalid port: %q: invalid proto: %s", raw, proto)
+		return "", "", "", "", fmt.Errorf("invalid port: %q: invalid proto: %s", raw, proto)
+	}
+	return ip, hostPort, port, proto, nil
+}
+
+// parsePort parses an EXPOSE port spec into "port/proto" entries.
+func parsePort(raw string) ([]string, error) {
+	ip, hostPort, port, proto, err := splitPort(raw)
+	if err != nil {
+		return nil, err
 	}
 	if ip != "" && ip[0] == '[' {
 		h, _, err := net.SplitHostPort(ip + ":")
@@ -233,9 +256,13 @@ func (ev *evaluator) env(s *stageState, in *Instruction, c *envCmd, step *Step) 
 		if err != nil {
 			return err
 		}
-		pairs = append(pairs, kv{Key: k, Value: v})
+		pairs = append(pairs, kv{Key: k, Value: v, NoDelim: e.NoDelim})
 	}
 	for _, p := range pairs {
+		if p.NoDelim {
+			ev.lint.on(checkLegacyKeyValueFormat, in, in.keyword)
+		}
+		ev.lint.secretName("ENV", p.Key, in)
 		msg += " " + p.Key + "=" + p.Value
 		s.env.set(p.Key, p.Value)
 		img.Env = addEnv(img.Env, p.Key, p.Value)
@@ -248,9 +275,7 @@ func (ev *evaluator) env(s *stageState, in *Instruction, c *envCmd, step *Step) 
 func (ev *evaluator) label(s *stageState, in *Instruction, c *labelCmd, step *Step) error {
 	img := &s.img
 	msg := "LABEL"
-	if img.Labels == nil {
-		img.Labels = map[string]string{}
-	}
+	var pairs []kv
 	for _, l := range c.labels {
 		k, err := ev.expand(s, in, l.Key)
 		if err != nil {
@@ -260,8 +285,17 @@ func (ev *evaluator) label(s *stageState, in *Instruction, c *labelCmd, step *St
 		if err != nil {
 			return err
 		}
-		img.Labels[k] = v
-		msg += " " + k + "=" + v
+		pairs = append(pairs, kv{Key: k, Value: v, NoDelim: l.NoDelim})
+	}
+	if img.Labels == nil {
+		img.Labels = map[string]string{}
+	}
+	for _, p := range pairs {
+		if p.NoDelim {
+			ev.lint.on(checkLegacyKeyValueFormat, in, in.keyword)
+		}
+		img.Labels[p.Key] = p.Value
+		msg += " " + p.Key + "=" + p.Value
 	}
 	step.CreatedBy = msg
 	return nil
@@ -280,6 +314,7 @@ func (ev *evaluator) expose(s *stageState, in *Instruction, c *exposeCmd, step *
 	}
 	var ports []string
 	for _, w := range words {
+		ev.lint.exposePort(in, w)
 		ps, err := parsePort(w)
 		if err != nil {
 			return ev.f.errorf(in.Pos, "%v", err)

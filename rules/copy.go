@@ -239,8 +239,8 @@ func (ev *evaluator) copy(s *stageState, in *Instruction, c *copyCmd) (*Step, er
 		b.WriteString(" <<" + sc.Path)
 		data := sc.Data
 		if sc.Expand {
-			if data, err = hl.word(data, s.env); err != nil {
-				return nil, ev.f.errorf(in.Pos, "%v", err)
+			if data, err = ev.expandWith(hl, s, in, data); err != nil {
+				return nil, err
 			}
 		}
 		step.Sources = append(step.Sources, CopySource{Heredoc: true, Name: sc.Path, Data: data, Expand: sc.Expand, Mode: 0o644})

@@ -61,6 +61,15 @@ type EvalOptions struct {
 	// ImageConfig returns the configuration of an external base image;
 	// nil means every image has an empty configuration.
 	ImageConfig func(ref string, p Platform) (ImageConfig, error)
+	// AllStages evaluates every stage, not only those the target needs,
+	// as BuildKit's lint request does when it is given no target.
+	AllStages bool
+	// Report, when set, runs the checks Checks enables (check.go) as
+	// BuildKit runs them during a build, and is given each finding as it
+	// is found. Findings of an evaluation that fails are reported up to
+	// the error, as BuildKit's lint request reports them.
+	Report func(Finding)
+	Checks CheckConfig
 }
 
 // Build is an evaluated Containerfile.
@@ -106,6 +115,11 @@ type stageState struct {
 	imgSnap   *ImageConfig // shared copy of img, nil when img changed
 	done      bool
 	triggers  []*Instruction
+
+	// For the checks: a WORKDIR was set in this stage or a base stage;
+	// the last CMD, ENTRYPOINT and HEALTHCHECK of this stage.
+	workdirSet                     bool
+	lastCmd, lastEntry, lastHealth *Instruction
 }
 
 type evaluator struct {
@@ -114,6 +128,7 @@ type evaluator struct {
 	global *envList
 	lx     lexer
 	states map[*stageNode]*stageState
+	lint   *linter // nil: no checks
 }
 
 // Evaluate computes the steps of every stage the target needs, with
@@ -126,10 +141,18 @@ func Evaluate(f *File, opt EvalOptions) (*Build, error) {
 	if opt.BuildPlatform.IsZero() {
 		opt.BuildPlatform = DefaultPlatform()
 	}
-	global, err := f.globalArgs(opt.Target, opt.BuildPlatform, opt.Platform, opt.BuildArgs)
+	var lint *linter
+	if opt.Report != nil {
+		lint = &linter{f: f, cfg: opt.Checks, report: opt.Report}
+	}
+	lint.checkFile()
+	auto := f.autoArgs(opt.Target, opt.BuildPlatform, opt.Platform, opt.BuildArgs)
+	lint.checkDefaultArgs(auto)
+	global, err := f.addMetaArgs(auto, opt.BuildArgs)
 	if err != nil {
 		return nil, err
 	}
+	lint.checkFroms(global)
 	g, err := f.resolveGraph(global)
 	if err != nil {
 		return nil, err
@@ -139,10 +162,10 @@ func Evaluate(f *File, opt EvalOptions) (*Build, error) {
 		return nil, err
 	}
 	need := g.reachable(t)
-	ev := &evaluator{f: f, opt: opt, global: global, lx: lexer{escape: f.Escape}, states: map[*stageNode]*stageState{}}
+	ev := &evaluator{f: f, opt: opt, global: global, lx: lexer{escape: f.Escape}, states: map[*stageNode]*stageState{}, lint: lint}
 	b := &Build{}
 	for _, n := range g.stages {
-		if !need[n] {
+		if !need[n] && !opt.AllStages {
 			continue
 		}
 		st, err := ev.stage(n)
@@ -191,6 +214,7 @@ func (ev *evaluator) initStage(s *stageState) error {
 		s.img.OnBuild = nil
 		s.dir, s.user = b.dir, b.user
 		s.buildArgs = slices.Clone(b.buildArgs)
+		s.workdirSet = b.workdirSet
 		for _, in := range n.baseStage.def.cmds {
 			if o, ok := in.cmd.(*onbuildCmd); ok {
 				if err := ev.addTrigger(s, o.expression); err != nil {
@@ -271,7 +295,8 @@ func (ev *evaluator) addTrigger(s *stageState, expr string) error {
 		return ev.f.errorf(s.node.def.from.Pos, "%v", err)
 	}
 	in := tf.Instructions[0]
-	in.Pos = s.node.def.from.Pos
+	from := s.node.def.from
+	in.Pos, in.startLine, in.EndLine = from.Pos, from.startLine, from.EndLine
 	if c, ok := in.cmd.(*copyCmd); ok && c.from != "" {
 		return ev.f.errorf(in.Pos, "ONBUILD COPY --from is not supported")
 	}
@@ -325,7 +350,18 @@ func (s *stageState) newStep(kind StepKind, in *Instruction) *Step {
 
 // expand expands one word in the stage's environment.
 func (ev *evaluator) expand(s *stageState, in *Instruction, w string) (string, error) {
-	v, err := ev.lx.word(w, s.env)
+	return ev.expandWith(ev.lx, s, in, w)
+}
+
+// expandWith expands w with lx, reporting the unset variables it uses
+// when checks run.
+func (ev *evaluator) expandWith(lx lexer, s *stageState, in *Instruction, w string) (string, error) {
+	if ev.lint != nil {
+		use := &varUse{}
+		lx.vars = use
+		defer func() { ev.lint.undefinedVars(s, in, use.unmatched) }()
+	}
+	v, err := lx.word(w, s.env)
 	if err != nil {
 		return "", ev.f.errorf(in.Pos, "%v", err)
 	}
@@ -443,6 +479,7 @@ func (ev *evaluator) arg(s *stageState, in *Instruction, c *argCmd) (*Step, erro
 	step := s.newStep(Config, in)
 	var parts []string
 	for _, a := range c.args {
+		ev.lint.secretName("ARG", a.Key, in)
 		bv, hasValue := ev.opt.BuildArgs[a.Key]
 		hasDefault := a.Value != nil
 		if !hasDefault && !hasValue {
@@ -520,6 +557,9 @@ func (ev *evaluator) workdir(s *stageState, in *Instruction, c *workdirCmd) (*St
 	p, err := ev.expand(s, in, c.path)
 	if err != nil {
 		return nil, err
+	}
+	if ev.lint != nil {
+		ev.lint.relativeWorkdir(s, in, p)
 	}
 	wd := normalizeWorkdir(s.img.WorkingDir, p)
 	s.img.WorkingDir = wd

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -60,6 +61,57 @@ func FuzzEvaluate(f *testing.F) {
 			NamedContexts: map[string]bool{"fetch": true},
 			ImageConfig: func(string, Platform) (ImageConfig, error) {
 				return ImageConfig{Shell: []string{"/bin/sh", "-l", "-c"}, OnBuild: []string{"RUN true"}}, nil
+			},
+		})
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("error %T is not *Error: %v", err, err)
+			}
+		}
+	})
+}
+
+// FuzzCheck runs every check (experimental ones too) over every stage,
+// with a check config from the fuzzer: nothing panics, errors are
+// *Error, and findings lie within the file.
+func FuzzCheck(f *testing.F) {
+	corpus, _ := filepath.Glob("../testdata/checks/packages/*/*/Containerfile")
+	for _, s := range seeds(f) {
+		f.Add(s, "experimental=all")
+	}
+	for _, p := range corpus {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, "skip=FromAsCasing;error=true")
+	}
+	f.Fuzz(func(t *testing.T, src []byte, checks string) {
+		file, err := Parse("Containerfile", src)
+		if err != nil {
+			return
+		}
+		cfg, err := file.CheckConfig(map[string]string{CheckArg: checks})
+		if err != nil {
+			if _, ok := err.(*Error); !ok {
+				t.Fatalf("CheckConfig error %T is not *Error: %v", err, err)
+			}
+			return
+		}
+		lines := bytes.Count(src, []byte("\n")) + 1
+		_, err = Evaluate(file, EvalOptions{
+			BuildArgs:     map[string]string{"VERSION": "1.0"},
+			Platform:      Platform{OS: "linux", Arch: "amd64"},
+			NamedContexts: map[string]bool{"fetch": true},
+			AllStages:     true,
+			Checks:        cfg,
+			Report: func(fd Finding) {
+				if fd.Pos.Line < 1 || fd.EndLine < fd.Pos.Line || fd.EndLine > lines {
+					t.Fatalf("finding %s covers lines %d-%d of %d", fd, fd.Pos.Line, fd.EndLine, lines)
+				}
+			},
+			ImageConfig: func(string, Platform) (ImageConfig, error) {
+				return ImageConfig{Env: []string{"HOME=/root"}, OnBuild: []string{"ENV A $B"}}, nil
 			},
 		})
 		if err != nil {

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -62,13 +63,19 @@ func (e *envList) slice() []string {
 // platform arguments, then the global ARGs with their defaults or the given
 // build arguments (BuildKit's defaultArgs and buildMetaArgs).
 func (f *File) globalArgs(target string, build, tgt Platform, buildArgs map[string]string) (*envList, error) {
+	return f.addMetaArgs(f.autoArgs(target, build, tgt, buildArgs), buildArgs)
+}
+
+// autoArgs are the automatic platform and target arguments, each
+// overridden by a build arg of its name.
+func (f *File) autoArgs(target string, build, tgt Platform, buildArgs map[string]string) *envList {
 	if target == "" {
 		target = f.stages[len(f.stages)-1].from.cmd.(*fromCmd).name
 	}
 	if target == "" {
 		target = "default"
 	}
-	env := newEnvList()
+	env := &envList{keys: make([]string, 0, 16), vals: make(map[string]string, 16)}
 	for _, kv := range [...][2]string{
 		{"BUILDPLATFORM", build.String()},
 		{"BUILDOS", build.OS},
@@ -88,6 +95,12 @@ func (f *File) globalArgs(target string, build, tgt Platform, buildArgs map[stri
 		}
 		env.set(kv[0], v)
 	}
+	return env
+}
+
+// addMetaArgs adds the global ARGs to env, each with its build arg or else
+// its default expanded in env.
+func (f *File) addMetaArgs(env *envList, buildArgs map[string]string) (*envList, error) {
 	lx := lexer{escape: f.Escape}
 	for _, in := range f.metaArgs {
 		for _, a := range in.cmd.(*argCmd).args {
@@ -191,7 +204,7 @@ func (g *graph) fromRef(in *Instruction, from string) (*fromRef, error) {
 		return nil, g.f.errorf(in.Pos, "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround")
 	}
 	ref := &fromRef{in: in, from: from}
-	if i, err := strconv.Atoi(from); err == nil {
+	if i, err := stageIndex(from); err == nil {
 		if i < 0 || i >= len(g.stages) {
 			return nil, g.f.errorf(in.Pos, "invalid stage index %d", i)
 		}
@@ -212,6 +225,17 @@ func (g *graph) fromRef(in *Instruction, from string) (*fromRef, error) {
 	ref.image = from
 	return ref, nil
 }
+
+// stageIndex is the stage index a --from value names, strconv.Atoi's
+// answer without its error value for the names most --from values are.
+func stageIndex(from string) (int, error) {
+	if from == "" || !strings.ContainsAny(from[:1], "+-0123456789") {
+		return 0, errNotIndex
+	}
+	return strconv.Atoi(from)
+}
+
+var errNotIndex = errors.New("not a stage index")
 
 // checkCycles reports a COPY --from cycle between stages.
 func (g *graph) checkCycles() error {
@@ -304,15 +328,9 @@ type ImageRef struct {
 type RefOption func(*refOptions)
 
 type refOptions struct {
-	named      map[string]bool
-	platform   Platform
-	everyStage bool
-}
-
-// WithEveryStage makes ImageRefs return the images every stage of the
-// file references, not only those the target needs.
-func WithEveryStage() RefOption {
-	return func(o *refOptions) { o.everyStage = true }
+	named     map[string]bool
+	platform  Platform
+	allStages bool
 }
 
 // WithNamedContexts makes ImageRefs skip the given names: they are named
@@ -329,6 +347,13 @@ func WithNamedContexts(names ...string) RefOption {
 // automatic platform args; the default is DefaultPlatform().
 func WithRefPlatform(p Platform) RefOption {
 	return func(o *refOptions) { o.platform = p }
+}
+
+// WithAllStages makes ImageRefs list the images of every stage, not only
+// those of the stages the target needs (what BuildKit's lint request
+// resolves when it is given no target).
+func WithAllStages() RefOption {
+	return func(o *refOptions) { o.allStages = true }
 }
 
 // ImageRefs lists the external images (FROM bases and COPY --from sources
@@ -364,7 +389,7 @@ func (f *File) ImageRefs(target string, buildArgs map[string]string, opts ...Ref
 		refs = append(refs, ImageRef{Name: name, Pos: pos})
 	}
 	for _, s := range g.stages {
-		if !need[s] && !o.everyStage {
+		if !need[s] && !o.allStages {
 			continue
 		}
 		if s.baseStage == nil {

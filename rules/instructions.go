@@ -666,14 +666,21 @@ func (fl *flagSet) parse() error {
 // suggest returns the option closest to val (edit distance below 3), like
 // BuildKit's suggest.Search; options are tried in sorted order.
 func suggest(val string, options []string, caseSensitive bool) (string, bool) {
+	opts := slices.Clone(options)
+	slices.Sort(opts)
+	return search(val, opts, caseSensitive)
+}
+
+// search is BuildKit's suggest.Search: the first option at the smallest
+// edit distance below 3, options tried in the order given; none when val
+// is one of them.
+func search(val string, options []string, caseSensitive bool) (string, bool) {
 	orig := val
 	if !caseSensitive {
 		val = strings.ToLower(val)
 	}
-	opts := slices.Clone(options)
-	slices.Sort(opts)
 	match, best := "", 3
-	for _, o := range opts {
+	for _, o := range options {
 		if !caseSensitive {
 			o = strings.ToLower(o)
 		}

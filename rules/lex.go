@@ -29,16 +29,39 @@ func (noEnv) Get(string) (string, bool) { return "", false }
 // mode used for instruction arguments.
 type lexer struct {
 	escape     rune
-	rawQuotes  bool // keep quote characters in the result
-	rawEscapes bool // keep escape characters in the result
-	skipQuotes bool // quotes are plain characters
-	skipUnset  bool // leave references to unset variables as written
+	rawQuotes  bool    // keep quote characters in the result
+	rawEscapes bool    // keep escape characters in the result
+	skipQuotes bool    // quotes are plain characters
+	skipUnset  bool    // leave references to unset variables as written
+	vars       *varUse // when set, records the variables looked up
 
 	env   envGetter
 	src   string
 	pos   int
 	wbuf  strings.Builder // the word buffer, shared by nested stopOn calls
 	split bool            // words are wanted, not just the result
+}
+
+// varUse is what an expansion looked up, each name once in first-use
+// order: the variables found and those unset (BuildKit's
+// ProcessWordWithMatches, which the checks read).
+type varUse struct {
+	matched, unmatched []string
+}
+
+// get looks name up, recording the lookup when lx.vars is set.
+func (lx *lexer) get(name string) (string, bool) {
+	v, ok := lx.env.Get(name)
+	if u := lx.vars; u != nil {
+		list := &u.unmatched
+		if ok {
+			list = &u.matched
+		}
+		if !slices.Contains(*list, name) {
+			*list = append(*list, name)
+		}
+	}
+	return v, ok
 }
 
 // word expands s as a single word.
@@ -347,7 +370,7 @@ func (lx *lexer) dollar() (string, error) {
 		if name == "" {
 			return "$", nil
 		}
-		v, ok := lx.env.Get(name)
+		v, ok := lx.get(name)
 		if !ok && lx.skipUnset {
 			return "$" + name, nil
 		}
@@ -366,7 +389,7 @@ func (lx *lexer) dollar() (string, error) {
 	nullIsUnset := false
 	switch ch {
 	case '}':
-		v, ok := lx.env.Get(name)
+		v, ok := lx.get(name)
 		if !ok && lx.skipUnset {
 			return "${" + name + "}", nil
 		}
@@ -397,7 +420,7 @@ func (lx *lexer) modifier(name string, op rune, ops string, nullIsUnset bool) (s
 		}
 		return "", err
 	}
-	v, set := lx.env.Get(name)
+	v, set := lx.get(name)
 	if lx.skipUnset && !set {
 		return "${" + name + ops + word + "}", nil
 	}
@@ -462,7 +485,7 @@ func (lx *lexer) replace(name string) (string, error) {
 		}
 		return "", err
 	}
-	v, set := lx.env.Get(name)
+	v, set := lx.get(name)
 	if lx.skipUnset && !set {
 		return "${" + name + "/" + pattern + "/" + repl + "}", nil
 	}

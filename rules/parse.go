@@ -45,6 +45,15 @@ type Instruction struct {
 
 	flagPos []Pos
 	cmd     command // typed form, set by Parse
+
+	// What the checks read (check.go): the keyword as written, the
+	// first physical line (BuildKit's location starts there), the line
+	// of an empty continuation line's warning (0: none) and the comment
+	// lines just above the instruction.
+	keyword   string
+	startLine int
+	emptyCont int
+	comments  []string
 }
 
 // Heredoc is a here-document attached to an instruction.
@@ -75,6 +84,9 @@ func Parse(name string, src []byte) (*File, error) {
 	}
 	return p.f, nil
 }
+
+// Source returns the text f was parsed from; it must not be modified.
+func (f *File) Source() []byte { return f.src }
 
 // errorf returns an *Error at pos.
 func (f *File) errorf(pos Pos, format string, args ...any) *Error {
@@ -132,6 +144,7 @@ type parser struct {
 	escape        rune
 	directiveDone bool
 	seen          map[string]bool
+	comments      []string // comment lines since the last instruction
 }
 
 var directiveRe = regexp.MustCompile(`^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$`)
@@ -172,39 +185,58 @@ func isComment(b []byte) bool {
 	return len(b) > 0 && b[0] == '#'
 }
 
-// directive handles a possible parser directive on a processed line.
-func (p *parser) directive(line []byte) error {
+// directive handles a possible parser directive on a processed line and
+// reports whether the line was one.
+func (p *parser) directive(line []byte) (bool, error) {
 	if p.directiveDone {
-		return nil
+		return false, nil
 	}
 	m := directiveRe.FindSubmatch(line)
 	if m == nil {
 		p.directiveDone = true
-		return nil
+		return false, nil
 	}
 	k := strings.ToLower(string(m[1]))
 	if k != "syntax" && k != "escape" && k != "check" {
 		p.directiveDone = true
-		return nil
+		return false, nil
 	}
 	if p.seen == nil {
 		p.seen = map[string]bool{}
 	}
 	if p.seen[k] {
-		return fmt.Errorf("only one %s parser directive can be used", k)
+		return false, fmt.Errorf("only one %s parser directive can be used", k)
 	}
 	p.seen[k] = true
 	v := string(m[2])
 	switch k {
 	case "escape":
 		if v != "`" && v != `\` {
-			return fmt.Errorf("invalid escape token '%s' does not match ` or \\", v)
+			return false, fmt.Errorf("invalid escape token '%s' does not match ` or \\", v)
 		}
 		p.setEscape(rune(v[0]))
 	case "syntax":
 		p.f.Syntax = v
 	}
-	return nil
+	return true, nil
+}
+
+// comment keeps the comment lines above an instruction as BuildKit's
+// parser does (its PrevComment): an empty comment forgets them, a parser
+// directive is not one. Blank lines keep them.
+func (p *parser) comment(raw []byte, directive bool) {
+	if isComment(raw) {
+		// BuildKit drops the first byte, not the '#': an indented
+		// comment keeps its '#'.
+		if c := strings.TrimSpace(string(raw[1:])); c == "" {
+			p.comments = nil
+		} else {
+			p.comments = append(p.comments, c)
+		}
+	}
+	if directive && len(p.comments) > 0 {
+		p.comments = p.comments[:len(p.comments)-1]
+	}
 }
 
 // continuation strips a trailing escape (and blanks after it) from line.
@@ -258,9 +290,11 @@ func (p *parser) scan() error {
 		t := trimNewline(raw)
 		trimmed := bytes.TrimLeftFunc(t, unicode.IsSpace)
 		col := len(t) - len(trimmed) + 1
-		if err := p.directive(trimmed); err != nil {
+		isDirective, err := p.directive(trimmed)
+		if err != nil {
 			return p.f.errorf(Pos{File: p.f.Name, Line: p.ln, Col: col}, "%v", err)
 		}
+		p.comment(raw, isDirective)
 		if isComment(trimmed) {
 			trimmed = nil
 		}
@@ -270,6 +304,7 @@ func (p *parser) scan() error {
 		}
 		var l logical
 		l.add(body, startLine, col)
+		emptyCont := false
 		for cont {
 			raw, ok, err := p.nextLine()
 			if err != nil {
@@ -280,10 +315,14 @@ func (p *parser) scan() error {
 			}
 			p.ln++
 			t := trimNewline(raw)
-			if err := p.directive(t); err != nil {
+			if _, err := p.directive(t); err != nil {
 				return p.f.errorf(Pos{File: p.f.Name, Line: p.ln, Col: 1}, "%v", err)
 			}
-			if isComment(raw) || len(bytes.TrimLeftFunc(t, unicode.IsSpace)) == 0 {
+			if isComment(raw) {
+				continue
+			}
+			if len(bytes.TrimLeftFunc(t, unicode.IsSpace)) == 0 {
+				emptyCont = true
 				continue
 			}
 			body, cont = p.continuation(t)
@@ -292,6 +331,11 @@ func (p *parser) scan() error {
 		in, err := p.instruction(&l)
 		if err != nil {
 			return err
+		}
+		in.startLine, in.comments = startLine, p.comments
+		p.comments = nil
+		if emptyCont {
+			in.emptyCont = p.ln
 		}
 		if err := p.heredocs(in, &l); err != nil {
 			return err
@@ -333,6 +377,7 @@ func (p *parser) instruction(l *logical) (*Instruction, error) {
 		Cmd:      strings.ToUpper(kw),
 		Pos:      l.pos(p.f.Name, lead),
 		Original: line,
+		keyword:  kw,
 	}
 	if err := p.node(in, kw, rest, lead+restOff, l); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@
 //
 //	sxcompat [-C TREE] [-sxmake BIN] [-keep DIR] [TARGET...]
 //	sxcompat -diff BUILDKIT_LAYOUT SXMAKE_LAYOUT
+//	sxcompat -check [-C TREE] [-sxmake BIN] [-variant V]... [-j N] [TARGET...]
 //
 // Without targets it compares every image of the tree. For each image that
 // differs it prints a structured diff: the manifest fields, the config JSON
@@ -13,6 +14,12 @@
 // has and the first tar entry whose header or content differs, field by
 // field. -diff prints the same for two OCI layouts already on disk (those
 // -keep leaves in DIR/oracle/<image> and DIR/sxmake/<image>).
+//
+// -check compares Dockerfile check findings instead of images, building
+// nothing (see runCheck): for each -variant of BUILDKIT_DOCKERFILE_CHECK
+// ("tree", the default, keeps StageX's; "none" leaves the build arg out;
+// anything else is its value), with N BuildKit requests at a time;
+// -golden FILE also writes BuildKit's findings to FILE.
 //
 // It needs root, runc, and the oracle built by testdata/oracle/run-oracle.sh
 // (sxcompat runs its setup). Exit status 1 when any image differs.
@@ -39,8 +46,26 @@ func main() {
 	sxmake := flag.String("sxmake", "bin/sxmake", "the sxmake binary")
 	platforms := flag.String("platform", "", "build for these platforms (comma-separated) and compare the images' indexes")
 	diff := flag.Bool("diff", false, "describe how two OCI layouts (BuildKit's, then sxmake's) differ")
+	checks := flag.Bool("check", false, "compare Dockerfile check findings instead of images")
+	var variants []checkVariant
+	flag.Func("variant", "with -check: a BUILDKIT_DOCKERFILE_CHECK setting to compare under: tree, none or a value (repeatable; default tree)", func(s string) error {
+		variants = append(variants, checkVariant(s))
+		return nil
+	})
+	jobs := flag.Int("j", 4, "with -check: BuildKit requests at a time")
+	golden := flag.String("golden", "", "with -check: also write BuildKit's findings to this file")
 	flag.Parse()
 	oracle.AllowSeeds()
+	if *checks {
+		if len(variants) == 0 {
+			variants = []checkVariant{"tree"}
+		}
+		if err := runCheck(*dir, *sxmake, *golden, variants, *jobs, flag.Args()); err != nil {
+			fmt.Fprintln(os.Stderr, "sxcompat:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *diff {
 		if flag.NArg() != 2 {
 			fmt.Fprintln(os.Stderr, "usage: sxcompat -diff BUILDKIT_LAYOUT SXMAKE_LAYOUT")

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/stagex/sxmake/cache"
+	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 	"github.com/stagex/sxmake/sandbox"
@@ -78,11 +79,12 @@ func describe(err error) string {
 
 // globalFlags are the flags every subcommand shares.
 type globalFlags struct {
-	dir      string
-	platform string
-	verbose  bool
-	cacheDir func() string // the cache directory (--cache-dir or the default)
-	stderr   io.Writer     // where -v notes go
+	dir       string
+	platform  string
+	verbose   bool
+	cacheDir  func() string // the cache directory (--cache-dir or the default)
+	stderr    io.Writer     // where -v notes go
+	buildArgs []string      // --build-arg (see argOverrides)
 }
 
 func newRootCmd() *cobra.Command {
@@ -117,6 +119,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringVarP(&g.dir, "directory", "C", ".", "the package tree (the directory holding packages/)")
 	pf.BoolVarP(&g.verbose, "verbose", "v", false, "print notes: the directories of the tree that are not packages")
 	pf.StringVar(&g.platform, "platform", "", "target platform for packages that name none (default: the host's)")
+	pf.StringArrayVar(&g.buildArgs, "build-arg", nil, "BUILDKIT_DOCKERFILE_CHECK=VALUE: the Dockerfile checks' setting instead of StageX's; BUILDKIT_DOCKERFILE_CHECK alone: each Containerfile's # check= (the only build arg not from package.toml)")
 	f := root.Flags()
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "print what would be built, in order, without building")
 	f.BoolVar(&explain, "explain", false, "like -n, and say for each action to run which input changed since it last ran")
@@ -139,7 +142,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringArrayVar(&bf.cacheTo, "cache-to", nil, "after the build, export results to this remote cache; add ,mode=max for every action, not only the targets' layers (repeatable)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGraphCmd(g), newLsCmd(g), newFetchCmd(g, bf), newVerifyCmd(g, bf), newDigestsCmd(g, bf), newImportCmd(g), newCacheCmd(g, bf))
-	root.AddCommand(newPushCmd(g, bf))
+	root.AddCommand(newPushCmd(g, bf), newCheckCmd(g, bf))
 	return root
 }
 
@@ -158,6 +161,40 @@ func (g *globalFlags) load() (*packages.Tree, error) {
 		}
 	}
 	return tree, err
+}
+
+// argOverrides parses --build-arg: KEY=VALUE sets a build arg, KEY leaves
+// it out. Build args come from package.toml, so that the tree alone
+// decides every image; only the Dockerfile checks' setting, which changes
+// no image, may be overridden.
+func (g *globalFlags) argOverrides() (map[string]*string, error) {
+	out := map[string]*string{}
+	for _, a := range g.buildArgs {
+		k, v, ok := strings.Cut(a, "=")
+		if k != rules.CheckArg {
+			return nil, usagef("--build-arg %s: only %s can be set (the other build args come from package.toml)", a, rules.CheckArg)
+		}
+		if ok {
+			out[k] = &v
+		} else {
+			out[k] = nil
+		}
+	}
+	return out, nil
+}
+
+// planOptions are the options of every plan: --build-arg, and the images
+// imported into the cache c (sxmake import) unless c is nil.
+func (g *globalFlags) planOptions(c *cache.Cache) ([]engine.PlanOption, error) {
+	args, err := g.argOverrides()
+	if err != nil {
+		return nil, err
+	}
+	opts := []engine.PlanOption{engine.WithBuildArgs(args)}
+	if c != nil {
+		opts = append(opts, engine.WithImports(engine.NewImports(c)))
+	}
+	return opts, nil
 }
 
 // resolve maps target names to images of tree.

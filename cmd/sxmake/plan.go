@@ -151,7 +151,7 @@ func makePlanFor(g *globalFlags, c *cache.Cache, names []string, ps []rules.Plat
 	if err != nil {
 		return nil, nil, err
 	}
-	plan, err := planTree(c, tree, names, ps)
+	plan, err := planTree(g, c, tree, names, ps)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -159,9 +159,12 @@ func makePlanFor(g *globalFlags, c *cache.Cache, names []string, ps []rules.Plat
 }
 
 // planTree plans the named targets of tree for the platform in ps (none:
-// the host's), with the images imported into the cache c.
-func planTree(c *cache.Cache, tree *packages.Tree, names []string, ps []rules.Platform) (*engine.Plan, error) {
-	opts := []engine.PlanOption{engine.WithImports(engine.NewImports(c))} // sxmake import
+// the host's), with the images imported into the cache c and --build-arg.
+func planTree(g *globalFlags, c *cache.Cache, tree *packages.Tree, names []string, ps []rules.Platform) (*engine.Plan, error) {
+	opts, err := g.planOptions(c)
+	if err != nil {
+		return nil, err
+	}
 	if len(ps) > 0 {
 		opts = append(opts, engine.WithPlatform(ps[0]))
 	}

@@ -43,7 +43,7 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 	builds := make([]*platformBuild, len(ps))
 	plans := make([]*engine.Plan, len(ps))
 	for i, p := range ps {
-		if plans[i], err = planTree(c, tree, names, []rules.Platform{p}); err != nil {
+		if plans[i], err = planTree(g, c, tree, names, []rules.Platform{p}); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		builds[i] = &platformBuild{plan: plans[i]}

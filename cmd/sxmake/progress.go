@@ -69,7 +69,15 @@ func (p *plainProgress) event(ev engine.Event) {
 		fmt.Fprintf(p.w, "[%s] image  %s\n", image, ev.Digest)
 	case engine.CacheWarning:
 		fmt.Fprintf(p.w, "[%s] warning %s: %s\n", image, action, safe(fmt.Sprint(ev.Err)))
+	case engine.CheckWarning:
+		printCheckWarning(p.w, ev)
 	}
+}
+
+// printCheckWarning prints a Dockerfile check's finding that does not
+// fail the build.
+func printCheckWarning(w io.Writer, ev engine.Event) {
+	fmt.Fprintf(w, "[%s] warning %s\n", safeLine(ev.Image), safe(fmt.Sprint(ev.Finding)))
 }
 
 // emulationNotice says, once per emulator, that RUN steps run emulated.
@@ -134,6 +142,7 @@ type jsonEvent struct {
 	Emulator string    `json:"emulator,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	Explain  []string  `json:"explain,omitempty"`
+	*findingJSON
 }
 
 func (p *jsonProgress) close() {}
@@ -149,6 +158,9 @@ func (p *jsonProgress) event(ev engine.Event) {
 	}
 	if ev.Err != nil {
 		je.Error = ev.Err.Error()
+	}
+	if ev.Finding != nil {
+		je.findingJSON = newFindingJSON(*ev.Finding)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -227,6 +239,8 @@ func (p *ttyProgress) event(ev engine.Event) {
 		fmt.Fprintf(p.w, "[%s] image  %s\n", safeLine(ev.Image), ev.Digest)
 	case engine.CacheWarning:
 		fmt.Fprintf(p.w, "[%s] warning %s: %s\n", safeLine(ev.Image), safeLine(ev.Action), safe(fmt.Sprint(ev.Err)))
+	case engine.CheckWarning:
+		printCheckWarning(p.w, ev)
 	}
 	p.redraw()
 }

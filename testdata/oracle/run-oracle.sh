@@ -149,6 +149,7 @@ build_fixture() {
 		--opt platform="$PLATFORM" --opt target="$TARGET" \
 		--opt build-arg:SOURCE_DATE_EPOCH=1 \
 		--opt build-arg:BUILDKIT_MULTI_PLATFORM=1 \
+		--opt build-arg:BUILDKIT_DOCKERFILE_CHECK="skip=FromPlatformFlagConstDisallowed;error=true" \
 		--opt build-arg:VERSION="$VERSION" \
 		$dargs \
 		--no-cache \

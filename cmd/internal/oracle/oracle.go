@@ -182,40 +182,9 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 	if err := exec.Command("cp", "-a", fetch, filepath.Join(contextDir, "fetch")).Run(); err != nil {
 		return "", fmt.Errorf("copying %s: %w", fetch, err)
 	}
-	args := []string{"--addr", "unix://" + d.sock, "build", "--progress=plain",
-		"--frontend", "dockerfile.v0",
-		"--local", "context=" + contextDir, "--local", "dockerfile=" + contextDir,
-		"--opt", "filename=Containerfile", "--opt", "platform=" + d.platform(pkg),
-		"--local", "fetch=" + fetch, "--opt", "context:fetch=local:fetch",
-		"--opt", "build-arg:BUILDKIT_MULTI_PLATFORM=1",
-		"--opt", "ulimit=" + stagexUlimit,
-	}
-	if img.Target != "" {
-		args = append(args, "--opt", "target="+img.Target)
-	}
-	buildArgs := pkg.BuildArgs()
-	keys := make([]string, 0, len(buildArgs))
-	for k := range buildArgs {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "--opt", "build-arg:"+k+"="+buildArgs[k])
-	}
-	// Dependencies, then external images (imported into sxmake's cache),
-	// whose layouts must be in outRoot too.
-	var deps []string
-	for _, dep := range img.Deps {
-		deps = append(deps, dep.Name)
-	}
-	for i, dep := range append(deps, img.External...) {
-		idx, err := topManifest(filepath.Join(outRoot, dep))
-		if err != nil {
-			return "", err
-		}
-		name := fmt.Sprintf("dep%d", i)
-		args = append(args, "--oci-layout", name+"="+filepath.Join(outRoot, dep),
-			"--opt", "context:stagex/"+dep+"="+"oci-layout://"+name+"@"+idx)
+	args, err := d.frontendArgs(img, contextDir, fetch, outRoot, pkg.BuildArgs(), buildDeps(img))
+	if err != nil {
+		return "", err
 	}
 	if noCache {
 		args = append(args, "--no-cache")
@@ -240,6 +209,53 @@ func (d *Daemon) Build(ctx context.Context, tree *packages.Tree, img *packages.I
 		return "", fmt.Errorf("extracting %s: %w", tarball, err)
 	}
 	return m[1], nil
+}
+
+// buildDeps are the images a build of img reads: its dependencies, then
+// the external images (imported into sxmake's cache).
+func buildDeps(img *packages.Image) []string {
+	var deps []string
+	for _, dep := range img.Deps {
+		deps = append(deps, dep.Name)
+	}
+	return append(deps, img.External...)
+}
+
+// frontendArgs are the buildctl arguments that run the Dockerfile frontend
+// on img as StageX's Makefile does with docker buildx: contextDir as the
+// context (holding the Containerfile), fetchDir as the named context
+// fetch, buildArgs, the platform and target, and each image of deps as an
+// oci-layout context from outRoot/<image>.
+func (d *Daemon) frontendArgs(img *packages.Image, contextDir, fetchDir, outRoot string, buildArgs map[string]string, deps []string) ([]string, error) {
+	args := []string{"--addr", "unix://" + d.sock, "build", "--progress=plain",
+		"--frontend", "dockerfile.v0",
+		"--local", "context=" + contextDir, "--local", "dockerfile=" + contextDir,
+		"--opt", "filename=Containerfile", "--opt", "platform=" + d.platform(img.Package),
+		"--local", "fetch=" + fetchDir, "--opt", "context:fetch=local:fetch",
+		"--opt", "build-arg:BUILDKIT_MULTI_PLATFORM=1",
+		"--opt", "ulimit=" + stagexUlimit,
+	}
+	if img.Target != "" {
+		args = append(args, "--opt", "target="+img.Target)
+	}
+	keys := make([]string, 0, len(buildArgs))
+	for k := range buildArgs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--opt", "build-arg:"+k+"="+buildArgs[k])
+	}
+	for i, dep := range deps {
+		idx, err := topManifest(filepath.Join(outRoot, dep))
+		if err != nil {
+			return nil, err
+		}
+		name := fmt.Sprintf("dep%d", i)
+		args = append(args, "--oci-layout", name+"="+filepath.Join(outRoot, dep),
+			"--opt", "context:stagex/"+dep+"="+"oci-layout://"+name+"@"+idx)
+	}
+	return args, nil
 }
 
 // platform is the platform list pkg is built for.
