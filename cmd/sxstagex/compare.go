@@ -27,12 +27,6 @@ var stagexPlatform = rules.Platform{OS: "linux", Arch: "amd64"}
 // output form engine/image writes (the nested index).
 var impliedBuildArgs = map[string]string{"BUILDKIT_MULTI_PLATFORM": "1"}
 
-// unapplied are build args of every rule that sxmake does not apply yet,
-// with why; the check reports them once instead of failing.
-var unapplied = map[string]string{
-	"BUILDKIT_DOCKERFILE_CHECK": "Dockerfile checks are not run by builds yet",
-}
-
 // plans plans every image of tree for StageX's default platform.
 func plans(tree *packages.Tree) (map[string]*engine.ImagePlan, error) {
 	plan, err := engine.NewPlan(tree, tree.Images(), engine.WithPlatform(stagexPlatform))
@@ -48,9 +42,8 @@ func plans(tree *packages.Tree) (map[string]*engine.ImagePlan, error) {
 
 // compareRule lists how the image plan ip differs from StageX's rule r:
 // its dependencies, files and every flag of the build command. Each line
-// starts with the image name. seen collects the values of unapplied
-// build args.
-func compareRule(tree *packages.Tree, ip *engine.ImagePlan, r *packagestest.Rule, seen map[string]string) []string {
+// starts with the image name.
+func compareRule(tree *packages.Tree, ip *engine.ImagePlan, r *packagestest.Rule) []string {
 	var diffs []string
 	differ := func(what string, want, have any) {
 		if d := cmp.Diff(want, have); d != "" {
@@ -73,14 +66,7 @@ func compareRule(tree *packages.Tree, ip *engine.ImagePlan, r *packagestest.Rule
 	for k, v := range impliedBuildArgs {
 		buildArgs[k] = v
 	}
-	ruleArgs := r.KeyValues("--build-arg")
-	for k := range unapplied {
-		if v, ok := ruleArgs[k]; ok {
-			seen[k] = v
-			delete(ruleArgs, k)
-		}
-	}
-	differ("build args", ruleArgs, buildArgs)
+	differ("build args", r.KeyValues("--build-arg"), buildArgs)
 	contexts := map[string]string{"fetch": relPath(tree, tree.FetchDir(pkg))}
 	for _, d := range deps {
 		contexts["stagex/"+d] = "oci-layout://./out/" + d

@@ -103,9 +103,6 @@ func check(w io.Writer, dir, targets, sxmake string) error {
 	if res.equal != len(rules) {
 		failed = append(failed, "rules")
 	}
-	for _, k := range sortedKeys(res.unapplied) {
-		fmt.Fprintf(w, "not applied by sxmake: --build-arg %s=%s (%s)\n", k, res.unapplied[k], unapplied[k])
-	}
 	fmt.Fprintf(w, "network: %d images (%d RUN steps) have RUN steps without --network=none, which StageX's builds give the network; sxmake runs them offline unless allowed\n", len(res.network), res.networkSteps)
 
 	planned, err := sxmakePlan(sxmake, dir, names)
@@ -122,10 +119,9 @@ func check(w io.Writer, dir, targets, sxmake string) error {
 
 // result is what compareTree found.
 type result struct {
-	equal        int               // rules equal to sxmake's plan
-	diffs        []string          // how the others differ
-	unapplied    map[string]string // unapplied build args seen, with a value
-	network      []string          // images with RUN steps StageX gives the network
+	equal        int      // rules equal to sxmake's plan
+	diffs        []string // how the others differ
+	network      []string // images with RUN steps StageX gives the network
 	networkSteps int
 }
 
@@ -135,7 +131,7 @@ func compareTree(tree *packages.Tree, rules []packagestest.Rule) (*result, error
 	if err != nil {
 		return nil, err
 	}
-	res := &result{unapplied: map[string]string{}}
+	res := &result{}
 	for i := range rules {
 		r := &rules[i]
 		ip := ips[r.Image]
@@ -143,7 +139,7 @@ func compareTree(tree *packages.Tree, rules []packagestest.Rule) (*result, error
 			res.diffs = append(res.diffs, r.Image+": not an image of sxmake's tree")
 			continue
 		}
-		d := compareRule(tree, ip, r, res.unapplied)
+		d := compareRule(tree, ip, r)
 		if len(d) == 0 {
 			res.equal++
 		}
@@ -250,13 +246,4 @@ func exitError(err error) error {
 		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
 	}
 	return err
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
