@@ -54,7 +54,7 @@ func benchRootfs() (tree, pkg string, err error) {
 			return "", "", fmt.Errorf("mmdebstrap is needed (apt-get install mmdebstrap): %w", err)
 		}
 		fmt.Fprintf(os.Stderr, "sxbench: making %s with mmdebstrap (once)\n", tarball)
-		cmd := exec.Command("mmdebstrap", "--variant=minbase", "--include="+benchDebianPackages, "bookworm", tarball+".tmp")
+		cmd := exec.Command("mmdebstrap", "--format=tar", "--variant=minbase", "--include="+benchDebianPackages, "bookworm", tarball+".tmp")
 		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+benchEpoch)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
