@@ -19,11 +19,11 @@ import (
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
-
 	"github.com/klauspost/compress/zstd"
-	"github.com/stagex/sxmake/engine/image"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
+
+	"github.com/stagex/sxmake/engine/image"
 )
 
 // Compression is the compression of an archive, detected from its first
