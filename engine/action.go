@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"bufio"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -371,15 +369,7 @@ func (b *Builder) unpack(dir string, l layer, opts []image.UnpackOption) error {
 		return err
 	}
 	defer rc.Close()
-	r := io.Reader(bufio.NewReaderSize(rc, 1<<20))
-	if l.Compressed() {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", l.Digest, err)
-		}
-		r = zr
-	}
-	return image.Unpack(dir, r, opts...)
+	return image.Unpack(dir, rc, opts...)
 }
 
 // withMount mounts the overlay of lowers under upper (read-only without

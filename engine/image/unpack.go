@@ -2,6 +2,7 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	alog "github.com/apex/log"
 	"github.com/apex/log/handlers/discard"
 	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/klauspost/compress/gzip"
 	"github.com/opencontainers/umoci/oci/layer"
 	"golang.org/x/sys/unix"
 )
@@ -43,7 +45,7 @@ func OverLowers(lowers ...string) UnpackOption {
 	return func(o *unpackOptions) { o.lowers, o.upper = lowers, true }
 }
 
-// Unpack applies the uncompressed layer tar r to the directory dir as
+// Unpack applies the layer r (its tar, plain or gzipped) to the directory dir as
 // BuildKit's overlayfs snapshotter applies a layer (containerd's
 // archive.Apply): entries are created with their mode, owner (when running
 // as root; else the caller's), times and xattrs; ".wh.<name>" removes
@@ -65,7 +67,13 @@ func Unpack(dir string, r io.Reader, opts ...UnpackOption) error {
 	if err != nil {
 		return fmt.Errorf("unpacking into %s: %w", dir, err)
 	}
-	tr := tar.NewReader(r)
+	stream, stop, err := layerTar(r)
+	if err != nil {
+		return fmt.Errorf("unpacking into %s: %w", dir, err)
+	}
+	defer stop()
+	tr := tar.NewReader(stream)
+	body := &entryBody{r: tr, buf: make([]byte, 1<<20)}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -75,10 +83,50 @@ func Unpack(dir string, r io.Reader, opts ...UnpackOption) error {
 			return fmt.Errorf("unpacking into %s: %w", dir, err)
 		}
 		name := hdr.Name // umoci cleans hdr.Name in place
-		if err := u.entry(hdr, tr); err != nil {
+		if err := u.entry(hdr, body); err != nil {
 			return fmt.Errorf("unpacking %s into %s: %w", name, dir, err)
 		}
 	}
+}
+
+// layerTar returns the tar stream of the layer blob r: r itself, or when
+// gzipped, r gunzipped on a goroutine of its own, so that decompression
+// and the file system calls overlap on two cores (with klauspost's gzip,
+// faster than the standard library's: only writing layers needs the
+// latter's bytes). stop ends the goroutine.
+func layerTar(r io.Reader) (stream io.Reader, stop func(), err error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	if magic, _ := br.Peek(2); len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
+		return br, func() {}, nil
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, nil, err
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := zr.WriteTo(pw)
+		pw.CloseWithError(err)
+	}()
+	return bufio.NewReaderSize(pr, 1<<20), func() { pr.Close(); <-done }, nil
+}
+
+// entryBody is the body of the current entry, copied out through one
+// buffer for the whole layer: umoci's copy (io.CopyBuffer to an *os.File)
+// would take two fresh 32 KiB buffers a file, its own and os's, and write
+// at most 32 KiB a call.
+type entryBody struct {
+	r   io.Reader
+	buf []byte
+}
+
+func (b *entryBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// WriteTo implements io.WriterTo, which io.CopyBuffer prefers.
+func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{w}, b.r, b.buf) // hides w's ReadFrom
 }
 
 // unpacker is umoci's TarExtractor with the rules of entryRules.
