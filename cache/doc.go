@@ -19,7 +19,8 @@
 //     action (Record), kept so that --explain can say what changed.
 //   - chain ID: the identity of a stack of layers by content (ChainID).
 //   - snapshot: the unpacked form of a stack's top layer, in overlayfs
-//     upper-dir form, usable as an overlay lower dir.
+//     upper-dir form (the bottom layer's as a plain directory), usable as
+//     an overlay lower dir.
 //   - remote: a cache shared between machines (Source, Sink; remote.go):
 //     a directory, a Bazel HTTP cache or an OCI registry. Nothing read
 //     from one is used before it verifies (Pull).
