@@ -45,8 +45,8 @@ func OverLowers(lowers ...string) UnpackOption {
 	return func(o *unpackOptions) { o.lowers, o.upper = lowers, true }
 }
 
-// Unpack applies the layer r (its tar, plain or gzipped) to the directory dir as
-// BuildKit's overlayfs snapshotter applies a layer (containerd's
+// Unpack applies the layer r (its tar, plain or gzipped) to the directory
+// dir as BuildKit's overlayfs snapshotter applies a layer (containerd's
 // archive.Apply): entries are created with their mode, owner (when running
 // as root; else the caller's), times and xattrs; ".wh.<name>" removes
 // <name> and ".wh..wh..opq" empties its directory (or, with OverLowers,
@@ -55,9 +55,11 @@ func OverLowers(lowers ...string) UnpackOption {
 //
 // The extraction is umoci's (oci/layer's TarExtractor, hardened against
 // path escapes: names are scoped to dir and symlinks resolved inside it,
-// in the entry's directory and in a hard link's target). entryRules says
-// what sxmake changes on top, each where umoci differs from containerd or
-// is unsafe. Nothing is ever written outside dir.
+// in the entry's directory and in a hard link's target). What sxmake adds,
+// each where umoci differs from containerd or is unsafe: entryRules for
+// each header, parentDir for parents a layer does not list, and a hard
+// link's header applied to its inode (entry). Nothing is ever written
+// outside dir.
 func Unpack(dir string, r io.Reader, opts ...UnpackOption) error {
 	var o unpackOptions
 	for _, opt := range opts {
