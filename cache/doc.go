@@ -20,7 +20,8 @@
 //     action (Record), kept so that --explain can say what changed.
 //   - chain ID: the identity of a stack of layers by content (ChainID).
 //   - snapshot: the unpacked form of a stack's top layer, in overlayfs
-//     upper-dir form, usable as an overlay lower dir.
+//     upper-dir form (the bottom layer's as a plain directory), usable as
+//     an overlay lower dir.
 //   - file hash: the SHA-256 of a file of a tree (a fetched source, a
 //     context file), kept with the file's identity on disk (FileHashes), so
 //     that a build reads only the files that changed since.

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -342,45 +341,42 @@ func (b *Builder) lowerDirs(layers []layer) ([]string, error) {
 	return dirs, nil
 }
 
-// materialize unpacks the top layer of stack into its snapshot dir, through
-// an overlay mount of the layers below so that deletions become whiteouts.
-// The layers below must be materialized already.
+// materialize unpacks the top layer of stack into its snapshot dir, as
+// BuildKit's overlayfs snapshotter does: the bottom layer as a plain
+// directory, any other as an overlay upper dir over the layers below
+// (deletions as whiteouts), which must be materialized already.
 func (b *Builder) materialize(stack []layer) error {
 	top := stack[len(stack)-1]
 	if b.snaps.Has(top.chain) {
 		return nil
 	}
-	lowers := []string{b.snaps.Empty()}
+	var opts []image.UnpackOption
 	if n := len(stack) - 1; n > 0 {
-		lowers = make([]string, n)
+		lowers := make([]string, n)
 		for i, l := range stack[:n] {
 			lowers[n-1-i] = b.snaps.Path(l.chain)
 		}
+		opts = append(opts, image.OverLowers(lowers...))
 	}
-	upper, work, err := b.snaps.Prepare()
+	upper, _, err := b.snaps.Prepare()
 	if err != nil {
 		return err
 	}
 	defer b.snaps.Discard(upper)
-	err = b.withMount(lowers, upper, work, func(root string) error {
-		rc, err := b.store.Open(top.Digest)
-		if err != nil {
-			return err
-		}
-		defer rc.Close()
-		if !top.Compressed() {
-			return image.Unpack(root, rc)
-		}
-		zr, err := gzip.NewReader(rc)
-		if err != nil {
-			return fmt.Errorf("layer %s: %w", top.Digest, err)
-		}
-		return image.Unpack(root, zr)
-	})
-	if err != nil {
+	if err := b.unpack(upper, top, opts); err != nil {
 		return fmt.Errorf("unpacking layer %s: %w", top.Digest, err)
 	}
 	return b.snaps.Commit(upper, top.chain)
+}
+
+// unpack applies the stored layer l to dir.
+func (b *Builder) unpack(dir string, l layer, opts []image.UnpackOption) error {
+	rc, err := b.store.Open(l.Digest)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return image.Unpack(dir, rc, opts...)
 }
 
 // withMount mounts the overlay of lowers under upper (read-only without

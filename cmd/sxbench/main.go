@@ -15,6 +15,7 @@
 //	layer500   the layer of a 500 MB Debian tree: sxmake --no-cache of
 //	           FROM scratch + COPY against BuildKit's (see layer.go)
 //	unpack500  image.Unpack of that layer against tar -x
+//	unpack500gz  the same, gzipped, against tar -xz
 //	arm64      a cold arm64 build under qemu against the same build native
 //	platforms  a cold build for amd64 and arm64 in one run against one run
 //	           per platform, one after the other
@@ -75,7 +76,7 @@ func main() {
 		fn   func(work string) (row, error)
 	}{
 		{"plan600", plan600}, {"cached600", cached600}, {"cached", cachedDemo}, {"cold", coldDemo},
-		{"layer500", layer500}, {"unpack500", unpack500}, // layer.go
+		{"layer500", layer500}, {"unpack500", unpack500}, {"unpack500gz", unpack500gz}, // layer.go
 		{"arm64", arm64}, {"platforms", twoPlatforms}, // arm64.go
 		// remote.go
 		{"remote-dir", remoteDir}, {"remote-http", remoteHTTP}, {"remote-registry", remoteRegistry},

@@ -297,6 +297,22 @@ func escapes(t testing.TB) map[string][]byte {
 			te{name: "s", typ: tar.TypeSymlink, link: "../.."},
 			te{name: "h", typ: tar.TypeLink, link: "s/sentinel"}),
 		"file named dotdot": tarBytes(t, te{name: "..", mode: 0o644, data: "x"}),
+		"zip-slip names": tarBytes(t,
+			te{name: "a/../../../x", mode: 0o644, data: "x"},
+			te{name: "./../y", mode: 0o644, data: "y"}),
+		"chained symlinks": tarBytes(t,
+			te{name: "a", typ: tar.TypeSymlink, link: "b/.."},
+			te{name: "b", typ: tar.TypeSymlink, link: "../../"},
+			te{name: "a/c/x", mode: 0o644, data: "x"}),
+		"hardlink to an absolute path": tarBytes(t, te{name: "h", typ: tar.TypeLink, link: "/etc/passwd"}),
+		"device node through a symlink": tarBytes(t,
+			te{name: "s", typ: tar.TypeSymlink, link: "/"},
+			te{name: "s/null", typ: tar.TypeChar, mode: 0o666}),
+		// ADD is not a layer: BuildKit's Untar writes whiteout names as
+		// files, where a layer's would remove (umoci's even the parent).
+		"whiteout names are files": tarBytes(t,
+			te{name: "/.wh..", mode: 0o644, data: "w"},
+			te{name: ".wh.sentinel", mode: 0o644, data: "s"}),
 	}
 }
 
@@ -311,6 +327,11 @@ func TestAddStaysInside(t *testing.T) {
 		"hardlink out":                        nil,
 		"hardlink through symlink":            nil,
 		"file named dotdot":                   nil,
+		"zip-slip names":                      {wf("out/x", "0644", "x"), wf("out/y", "0644", "y")},
+		"chained symlinks":                    {wl("out/a", "b/.."), wl("out/b", "../../"), wd("out/c", "0755"), wf("out/c/x", "0644", "x")},
+		"hardlink to an absolute path":        nil,
+		"device node through a symlink":       {{Path: "out/null", Type: "char", Mode: "0666"}, wl("out/s", "/")},
+		"whiteout names are files":            {wf("out/.wh..", "0644", "w"), wf("out/.wh.sentinel", "0644", "s")},
 	}
 	for name, archive := range escapes(t) {
 		t.Run(name, func(t *testing.T) {

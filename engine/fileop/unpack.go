@@ -17,13 +17,13 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 	"golang.org/x/sys/unix"
 
+	"github.com/stagex/sxmake/engine/image"
 	"github.com/stagex/sxmake/sandbox/rootfs"
 )
 
@@ -209,7 +209,8 @@ func Extract(ctx context.Context, r io.Reader, dest string, chown *Owner) error 
 		if err != nil {
 			return err
 		}
-		if err := os.Chtimes(p, hdrAtime(hdr), boundTime(hdr.ModTime)); err != nil {
+		atime, mtime := image.EntryTimes(hdr)
+		if err := os.Chtimes(p, atime, mtime); err != nil {
 			return fmt.Errorf("%s: %w", hdr.Name, err)
 		}
 	}
@@ -298,7 +299,6 @@ func (x *extractor) impliedDirs(p string) error {
 // times in go-archive's order.
 func (x *extractor) create(p string, hdr *tar.Header, r io.Reader) error {
 	mode := hdr.FileInfo().Mode()
-	setMeta := true // chmod and times: not for symlinks, nor links to them
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
@@ -340,14 +340,11 @@ func (x *extractor) create(p string, hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 		clear(x.parents) // the link may be a symlink's
-		fi, err := os.Lstat(target)
-		setMeta = err == nil && fi.Mode()&fs.ModeSymlink == 0
 	case tar.TypeSymlink:
 		if err := os.Symlink(hdr.Linkname, p); err != nil {
 			return err
 		}
 		clear(x.parents)
-		setMeta = false
 	default:
 		return fmt.Errorf("unhandled tar header type %d", hdr.Typeflag)
 	}
@@ -355,27 +352,7 @@ func (x *extractor) create(p string, hdr *tar.Header, r io.Reader) error {
 	if x.chown != nil {
 		uid, gid = x.chown.UID, x.chown.GID
 	}
-	if err := os.Lchown(p, uid, gid); err != nil {
-		return fmt.Errorf("failed to Lchown %q for UID %d, GID %d: %w", hdr.Name, uid, gid, err)
-	}
-	if err := setXattrs(p, hdr); err != nil {
-		return err
-	}
-	atime, mtime := hdrAtime(hdr), boundTime(hdr.ModTime)
-	if hdr.Typeflag == tar.TypeSymlink {
-		ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil && err != unix.ENOSYS {
-			return err
-		}
-		return nil
-	}
-	if !setMeta {
-		return nil
-	}
-	if err := os.Chmod(p, mode); err != nil {
-		return err
-	}
-	return os.Chtimes(p, atime, mtime)
+	return image.SetEntryMetadata(p, hdr, uid, gid)
 }
 
 // linkTarget resolves a hard link's target name inside dest, following
@@ -390,42 +367,4 @@ func (x *extractor) linkTarget(name string) (string, error) {
 		return "", err
 	}
 	return filepath.Join(dir, path.Base(abs)), nil
-}
-
-// setXattrs applies the header's SCHILY.xattr records.
-func setXattrs(p string, hdr *tar.Header) error {
-	for k, v := range hdr.PAXRecords {
-		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if !ok {
-			continue
-		}
-		err := unix.Lsetxattr(p, name, []byte(v), 0)
-		if err != nil && !errors.Is(err, unix.ENOTSUP) && !errors.Is(err, unix.EPERM) {
-			return &fs.PathError{Op: "lsetxattr", Path: hdr.Name, Err: err}
-		}
-	}
-	return nil
-}
-
-var (
-	minTime = time.Unix(0, 0)
-	maxTime = time.Unix(0, 1<<63-1)
-)
-
-// boundTime maps times that cannot be set (before 1970 or past 2262) to
-// 1970-01-01, as go-archive does.
-func boundTime(t time.Time) time.Time {
-	if t.Before(minTime) || t.After(maxTime) {
-		return minTime
-	}
-	return t
-}
-
-// hdrAtime is the atime go-archive sets: the later of atime and mtime.
-func hdrAtime(hdr *tar.Header) time.Time {
-	t := hdr.AccessTime
-	if t.Before(hdr.ModTime) {
-		t = hdr.ModTime
-	}
-	return boundTime(t)
 }

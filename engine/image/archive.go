@@ -32,7 +32,7 @@ func ReadArchive(file string, opts ...ReadOption) (*Source, error) {
 	var s *Source
 	switch {
 	case t.has("index.json"):
-		s, err = readOCI(t, o)
+		s, err = readOCI(fsLayout{t}, o)
 	case t.has("manifest.json"):
 		s, err = readDocker(t, o)
 	default:
@@ -110,7 +110,13 @@ func readDocker(fsys fs.FS, o readOptions) (*Source, error) {
 		s.Manifest.SchemaVersion = 2
 		s.Manifest.MediaType = MediaTypeManifest
 		s.Manifest.Config = s.Config.Descriptor
-		s.open = func(d Descriptor) (io.ReadCloser, error) { return fsys.Open(names[d.Digest]) }
+		s.open = func(d Descriptor) (io.ReadCloser, error) {
+			r, err := fsys.Open(names[d.Digest])
+			if err != nil {
+				return nil, err
+			}
+			return newCheckedReader(r, d), nil
+		}
 		return s, nil
 	}
 	have := ""
@@ -205,8 +211,8 @@ func readRootfs(file string, epoch time.Time, o readOptions) (*Source, error) {
 		cleanup()
 		return nil, err
 	}
-	s.open = func(Descriptor) (io.ReadCloser, error) {
-		return io.NopCloser(io.NewSectionReader(tmp, 0, l.Size)), nil
+	s.open = func(d Descriptor) (io.ReadCloser, error) {
+		return newCheckedReader(io.NopCloser(io.NewSectionReader(tmp, 0, l.Size)), d), nil
 	}
 	return s, nil
 }

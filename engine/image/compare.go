@@ -15,33 +15,27 @@ import (
 )
 
 // LayoutManifest returns the digest and the manifest of the first image
-// (following nested indexes) of the OCI layout in dir.
+// (following nested indexes) of the OCI layout in dir, read through umoci
+// (layoutread.go).
 func LayoutManifest(dir string) (Digest, Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	l, err := openLayout(dir)
 	if err != nil {
 		return Digest{}, Manifest{}, err
 	}
-	for depth := 0; depth < 8; depth++ {
-		var idx Index
-		if err := json.Unmarshal(data, &idx); err != nil {
-			return Digest{}, Manifest{}, fmt.Errorf("%s: %w", dir, err)
-		}
-		if len(idx.Manifests) == 0 {
-			return Digest{}, Manifest{}, fmt.Errorf("%s: empty index", dir)
-		}
-		d := idx.Manifests[0]
-		if data, err = os.ReadFile(blobPath(dir, d.Digest)); err != nil {
-			return Digest{}, Manifest{}, err
-		}
-		if d.MediaType != MediaTypeIndex {
-			var m Manifest
-			if err := json.Unmarshal(data, &m); err != nil {
-				return Digest{}, Manifest{}, fmt.Errorf("%s: manifest %s: %w", dir, d.Digest, err)
-			}
-			return d.Digest, m, nil
-		}
+	defer l.Close()
+	d, err := firstManifest(l)
+	if err != nil {
+		return Digest{}, Manifest{}, fmt.Errorf("%s: %w", dir, err)
 	}
-	return Digest{}, Manifest{}, fmt.Errorf("%s: indexes nested too deep", dir)
+	b, err := readJSON(l, d)
+	if err != nil {
+		return Digest{}, Manifest{}, fmt.Errorf("%s: %w", dir, err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Digest{}, Manifest{}, fmt.Errorf("%s: manifest %s: %w", dir, d.Digest, err)
+	}
+	return d.Digest, m, nil
 }
 
 func blobPath(dir string, d Digest) string {
@@ -214,36 +208,22 @@ func splitFields(s string) []string {
 // layout in dir lists (following nested indexes), in index order: one for
 // a single-platform build, one per platform for a multi-platform one.
 func LayoutManifests(dir string) ([]Digest, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	l, err := openLayout(dir)
 	if err != nil {
 		return nil, err
 	}
-	return manifestsOf(dir, data, 0)
-}
-
-func manifestsOf(dir string, index []byte, depth int) ([]Digest, error) {
-	if depth > 8 {
-		return nil, fmt.Errorf("%s: indexes nested too deep", dir)
-	}
-	var idx Index
-	if err := json.Unmarshal(index, &idx); err != nil {
+	defer l.Close()
+	idx, err := l.index()
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
-	var out []Digest
-	for _, d := range idx.Manifests {
-		if d.MediaType != MediaTypeIndex {
-			out = append(out, d.Digest)
-			continue
-		}
-		data, err := os.ReadFile(blobPath(dir, d.Digest))
-		if err != nil {
-			return nil, err
-		}
-		more, err := manifestsOf(dir, data, depth+1)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, more...)
+	ds, err := allManifests(l, idx.Manifests, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	out := make([]Digest, len(ds))
+	for i, d := range ds {
+		out[i] = d.Digest
 	}
 	return out, nil
 }

@@ -28,8 +28,12 @@
 //	img.DigestsLine()                             ("<hex> <stage>-<name>")
 //
 // Validate checks a written layout, ValidateImage an Image; Unpack applies
-// a layer to a directory without ever writing outside it. BaseLayers and
-// BaseConfig turn a base image (FROM stagex/...) into what New expects.
+// a layer to a directory (plain, or an overlay upper dir: OverLowers) as
+// BuildKit's snapshotter does, without ever writing outside it. umoci's
+// oci/layer extracts (unpack.go says what sxmake adds on top), and umoci's
+// CAS engine reads OCI layouts (layoutread.go); writing them stays ours.
+// BaseLayers and BaseConfig turn a base image (FROM stagex/...) into what
+// New expects.
 //
 // Layer data always moves as an io.Reader or io.Writer: a diff is streamed
 // through tar, the timestamp rewrite and gzip, hashing on the way.

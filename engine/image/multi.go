@@ -62,21 +62,24 @@ func MergeLayouts(dir string, srcs []string) (Digest, error) {
 // readNested returns the top descriptor of the layout src and the nested
 // index it points at.
 func readNested(src string) (Descriptor, Index, error) {
-	var top, nested Index
-	data, err := os.ReadFile(filepath.Join(src, "index.json"))
+	l, err := openLayout(src)
 	if err != nil {
 		return Descriptor{}, Index{}, err
 	}
-	if err := json.Unmarshal(data, &top); err != nil {
+	defer l.Close()
+	top, err := l.index()
+	if err != nil {
 		return Descriptor{}, Index{}, err
 	}
 	if len(top.Manifests) != 1 || top.Manifests[0].MediaType != MediaTypeIndex {
 		return Descriptor{}, Index{}, fmt.Errorf("index.json: want one nested index")
 	}
-	if data, err = os.ReadFile(blobPath(src, top.Manifests[0].Digest)); err != nil {
+	b, err := readJSON(l, top.Manifests[0])
+	if err != nil {
 		return Descriptor{}, Index{}, err
 	}
-	if err := json.Unmarshal(data, &nested); err != nil {
+	var nested Index
+	if err := json.Unmarshal(b, &nested); err != nil {
 		return Descriptor{}, Index{}, err
 	}
 	return top.Manifests[0], nested, nil

@@ -6,9 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path"
 	"strings"
 
 	"github.com/stagex/sxmake/cache"
@@ -52,12 +49,7 @@ type Source struct {
 // it. The reader fails at its end, with an error wrapping
 // cache.ErrDigestMismatch, if the bytes do not match the descriptor.
 func (s *Source) OpenLayer(i int) (io.ReadCloser, error) {
-	d := s.Manifest.Layers[i]
-	r, err := s.open(d)
-	if err != nil {
-		return nil, err
-	}
-	return &checkedReader{r: r, want: d, h: &countingHash{h: sha256.New()}}, nil
+	return s.open(s.Manifest.Layers[i])
 }
 
 // ReadOption configures the Read functions.
@@ -83,38 +75,31 @@ func readOpts(opts []ReadOption) readOptions {
 }
 
 // ReadLayout reads the OCI image layout in dir (such as out/<stage>-<name>/),
-// following nested indexes from index.json down to the manifest of the
-// platform asked for. Every JSON blob on the way is checked against its
-// digest and size.
+// through umoci's CAS engine, following nested indexes from index.json
+// down to the manifest of the platform asked for. Every blob read is
+// checked against its digest and size. The Source holds the layout open
+// until Close.
 func ReadLayout(dir string, opts ...ReadOption) (*Source, error) {
-	s, err := readOCI(os.DirFS(dir), readOpts(opts))
-	if err != nil {
-		return nil, fmt.Errorf("reading OCI layout %s: %w", dir, err)
-	}
-	return s, nil
-}
-
-// readOCI reads an OCI layout held in fsys.
-func readOCI(fsys fs.FS, o readOptions) (*Source, error) {
-	top, err := fs.ReadFile(fsys, "index.json")
+	l, err := openLayout(dir)
 	if err != nil {
 		return nil, err
 	}
-	var idx Index
-	if err := json.Unmarshal(top, &idx); err != nil {
-		return nil, fmt.Errorf("index.json: %w", err)
+	s, err := readOCI(l, readOpts(opts))
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("reading OCI layout %s: %w", dir, err)
 	}
-	open := func(d Descriptor) (io.ReadCloser, error) {
-		return fsys.Open(path.Join("blobs", "sha256", d.Digest.Hex()))
+	s.close = l.Close
+	return s, nil
+}
+
+// readOCI reads the OCI layout l.
+func readOCI(l ociReader, o readOptions) (*Source, error) {
+	idx, err := l.index()
+	if err != nil {
+		return nil, err
 	}
-	readBlob := func(d Descriptor) ([]byte, error) {
-		r, err := open(d)
-		if err != nil {
-			return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
-		}
-		defer r.Close()
-		return readChecked(r, d)
-	}
+	readBlob := func(d Descriptor) ([]byte, error) { return readJSON(l, d) }
 	md, err := selectManifest(idx.Manifests, o.platform, readBlob, 0)
 	if err != nil {
 		return nil, err
@@ -131,7 +116,7 @@ func readOCI(fsys fs.FS, o readOptions) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Source{Manifest: m, ManifestBlob: Blob{Descriptor: md, Bytes: mb}, open: open}
+	s := &Source{Manifest: m, ManifestBlob: Blob{Descriptor: md, Bytes: mb}, open: l.open}
 	s.ManifestBlob.Platform = nil
 	s.ManifestBlob.Annotations = nil
 	s.ManifestBlob.MediaType = manifestMediaType(m, md)
@@ -277,22 +262,6 @@ func platformString(p Platform) string {
 	return s
 }
 
-// readChecked reads all of r, which must be the blob d.
-func readChecked(r io.Reader, d Descriptor) ([]byte, error) {
-	const maxJSON = 16 << 20 // configs and manifests are small
-	if d.Size > maxJSON {
-		return nil, fmt.Errorf("blob %s: %d bytes is too large for a JSON document", d.Digest, d.Size)
-	}
-	b, err := io.ReadAll(io.LimitReader(r, maxJSON+1))
-	if err != nil {
-		return nil, fmt.Errorf("blob %s: %w", d.Digest, err)
-	}
-	if got := DigestOf(b); got != d.Digest || int64(len(b)) != d.Size {
-		return nil, fmt.Errorf("blob %s: content has digest %s and %d bytes, want %d: %w", d.Digest, got, len(b), d.Size, cache.ErrDigestMismatch)
-	}
-	return b, nil
-}
-
 // checkedReader passes a blob through and fails at its end if it does not
 // have the digest and size of want.
 type checkedReader struct {
@@ -316,3 +285,7 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 }
 
 func (c *checkedReader) Close() error { return c.r.Close() }
+
+func newCheckedReader(r io.ReadCloser, want Descriptor) *checkedReader {
+	return &checkedReader{r: r, want: want, h: &countingHash{h: sha256.New()}}
+}

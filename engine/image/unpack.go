@@ -2,196 +2,360 @@ package image
 
 import (
 	"archive/tar"
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
+	alog "github.com/apex/log"
+	"github.com/apex/log/handlers/discard"
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/klauspost/compress/gzip"
+	"github.com/opencontainers/umoci/oci/layer"
 	"golang.org/x/sys/unix"
 )
 
-// Unpack applies the uncompressed layer tar r to the directory dir, as a
-// container runtime applies a layer: entries are created with their mode,
-// owner (when running as root) and mtime; ".wh.<name>" removes <name> and
-// ".wh..wh..opq" empties its directory; a later entry replaces an earlier
-// one of the same name.
+func init() {
+	// umoci logs through apex/log, by default to stderr, where sxmake's
+	// progress output goes. Everything that matters comes back as an error.
+	alog.SetHandler(discard.Default)
+}
+
+// UnpackOption configures Unpack.
+type UnpackOption func(*unpackOptions)
+
+type unpackOptions struct {
+	lowers []string
+	upper  bool
+}
+
+// OverLowers makes the directory Unpack writes into an overlayfs upper
+// dir over lowers (top first): deletions become whiteouts (char 0/0
+// devices and trusted.overlay.opaque), and a parent directory the layer
+// does not list takes the metadata of the lower dir it covers. No lowers
+// is an upper dir over nothing.
+func OverLowers(lowers ...string) UnpackOption {
+	return func(o *unpackOptions) { o.lowers, o.upper = lowers, true }
+}
+
+// Unpack applies the layer r (its tar, plain or gzipped) to the directory
+// dir as BuildKit's overlayfs snapshotter applies a layer (containerd's
+// archive.Apply): entries are created with their mode, owner (when running
+// as root; else the caller's), times and xattrs; ".wh.<name>" removes
+// <name> and ".wh..wh..opq" empties its directory (or, with OverLowers,
+// both become overlayfs whiteouts); a later entry replaces an earlier one
+// of the same name, directories merge.
 //
-// Nothing is ever written outside dir: names are cleaned ("../x" and "/x"
-// both mean dir/x) and every file operation goes through an os.Root, which
-// refuses to follow a symlink (or "..") out of dir, so a symlink in the
-// layer or already in dir cannot redirect a later entry elsewhere.
-// Symlink targets are stored as given; hardlinks must point inside dir.
-// Extended attributes in SCHILY.xattr PAX records (file capabilities) are
-// set on regular files and directories.
-func Unpack(dir string, r io.Reader) error {
-	root, err := os.OpenRoot(dir)
+// The extraction is umoci's (oci/layer's TarExtractor, hardened against
+// path escapes: names are scoped to dir and symlinks resolved inside it,
+// in the entry's directory and in a hard link's target). What sxmake adds,
+// each where umoci differs from containerd or is unsafe: entryRules for
+// each header, parentDir for parents a layer does not list, and a hard
+// link's header applied to its inode (entry). Nothing is ever written
+// outside dir.
+func Unpack(dir string, r io.Reader, opts ...UnpackOption) error {
+	var o unpackOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	u, err := newUnpacker(dir, o)
 	if err != nil {
 		return fmt.Errorf("unpacking into %s: %w", dir, err)
 	}
-	defer root.Close()
-	u := unpacker{root: root, chown: os.Geteuid() == 0}
-	tr := tar.NewReader(r)
+	stream, stop, err := layerTar(r)
+	if err != nil {
+		return fmt.Errorf("unpacking into %s: %w", dir, err)
+	}
+	defer stop()
+	tr := tar.NewReader(stream)
+	body := &entryBody{r: tr, buf: make([]byte, 1<<20)}
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("unpacking into %s: %w", dir, err)
 		}
-		if err := u.entry(hdr, tr); err != nil {
-			return fmt.Errorf("unpacking %s into %s: %w", hdr.Name, dir, err)
+		name := hdr.Name // umoci cleans hdr.Name in place
+		if err := u.entry(hdr, body); err != nil {
+			return fmt.Errorf("unpacking %s into %s: %w", name, dir, err)
 		}
 	}
-	// Directory times last, children having changed them.
-	for i := len(u.dirs) - 1; i >= 0; i-- {
-		d := u.dirs[i]
-		if err := root.Chtimes(d.name, d.mtime, d.mtime); err != nil {
-			return fmt.Errorf("unpacking into %s: %w", dir, err)
-		}
-	}
-	return nil
 }
 
+// layerTar returns the tar stream of the layer blob r: r itself, or when
+// gzipped, r gunzipped on a goroutine of its own, so that decompression
+// and the file system calls overlap on two cores (with klauspost's gzip,
+// faster than the standard library's: only writing layers needs the
+// latter's bytes). stop ends the goroutine.
+func layerTar(r io.Reader) (stream io.Reader, stop func(), err error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	if magic, _ := br.Peek(2); len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
+		return br, func() {}, nil
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return nil, nil, err
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := zr.WriteTo(pw)
+		pw.CloseWithError(err)
+	}()
+	return bufio.NewReaderSize(pr, 1<<20), func() { pr.Close(); <-done }, nil
+}
+
+// entryBody is the body of the current entry, copied out through one
+// buffer for the whole layer: umoci's copy (io.CopyBuffer to an *os.File)
+// would take two fresh 32 KiB buffers a file, its own and os's, and write
+// at most 32 KiB a call.
+type entryBody struct {
+	r   io.Reader
+	buf []byte
+}
+
+func (b *entryBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// WriteTo implements io.WriterTo, which io.CopyBuffer prefers.
+func (b *entryBody) WriteTo(w io.Writer) (int64, error) {
+	return io.CopyBuffer(struct{ io.Writer }{w}, b.r, b.buf) // hides w's ReadFrom
+}
+
+// unpacker is umoci's TarExtractor with the rules of entryRules.
 type unpacker struct {
-	root  *os.Root
-	chown bool
-	dirs  []dirTime
+	te     *layer.TarExtractor
+	root   string // absolute, symlinks resolved
+	lowers []string
+	// owner, when set, replaces every entry's: umoci would fail to chown
+	// to the header's as another user than root.
+	owner *[2]int
+	// dirs maps the names of directories known to exist (as given in the
+	// layer, "/"-rooted) to where they resolve. It saves resolving an
+	// entry's parent again, and is emptied whenever an entry could change
+	// what a name resolves to.
+	dirs map[string]string
 }
 
-type dirTime struct {
-	name  string
-	mtime time.Time
+func newUnpacker(dir string, o unpackOptions) (*unpacker, error) {
+	root, err := filepath.Abs(dir)
+	if err == nil {
+		root, err = filepath.EvalSymlinks(root)
+	}
+	if err != nil {
+		return nil, err
+	}
+	format := layer.OnDiskFormat(layer.DirRootfs{})
+	if o.upper {
+		format = layer.OverlayfsRootfs{}
+	}
+	u := &unpacker{
+		te:     layer.NewTarExtractor(&layer.UnpackOptions{OnDiskFormat: format}),
+		root:   root,
+		lowers: o.lowers,
+		dirs:   map[string]string{"/": root},
+	}
+	if os.Geteuid() != 0 {
+		u.owner = &[2]int{os.Getuid(), os.Getgid()}
+	}
+	return u, nil
 }
 
-// cleanName maps a tar name to a path relative to the root, or "" for the
-// root itself.
-func cleanName(name string) string {
-	p := path.Clean("/" + name)
-	return strings.TrimPrefix(p, "/")
-}
-
+// entry applies one header.
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
-	name := cleanName(hdr.Name)
-	if name == "" {
-		return nil
+	name := path.Clean("/" + hdr.Name)
+	if skip, err := entryRules(hdr, name); skip || err != nil {
+		return err
 	}
-	if isSparse(hdr) {
-		// Holes would be expanded to zeros: a tiny layer could fill the
-		// disk. Layer writers never produce sparse entries.
-		return fmt.Errorf("sparse files are not supported")
+	if u.owner != nil {
+		hdr.Uid, hdr.Gid = u.owner[0], u.owner[1]
 	}
-	dir, base := path.Split(name)
-	dir = strings.TrimSuffix(dir, "/")
-	if dir != "" {
-		if err := u.root.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
+	parent, err := u.parentDir(path.Dir(name))
+	if err != nil {
+		return err
 	}
-	if base == ".wh..wh..opq" {
-		return u.emptyDir(dir)
+	base := path.Base(name)
+	node := filepath.Join(parent, base)
+	if changesResolution(hdr, name, node) {
+		clear(u.dirs)
+		u.dirs["/"] = u.root
 	}
-	if target, ok := strings.CutPrefix(base, ".wh."); ok {
-		if target == "" || target == "." || target == ".." {
-			return fmt.Errorf("invalid whiteout")
-		}
-		return u.root.RemoveAll(path.Join(dir, target))
+	if err := u.te.UnpackEntry(u.root, hdr, r); err != nil {
+		return err
 	}
-	if hdr.Typeflag != tar.TypeDir {
-		if err := u.root.RemoveAll(name); err != nil {
-			return err
-		}
-	} else if fi, err := u.root.Lstat(name); err == nil && !fi.IsDir() {
-		if err := u.root.Remove(name); err != nil {
-			return err
-		}
-	}
-	mode := fs.FileMode(hdr.Mode).Perm()
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		if err := u.root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
-			return err
-		}
-		u.dirs = append(u.dirs, dirTime{name, hdr.ModTime})
-	case tar.TypeReg:
-		f, err := u.root.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(f, r)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-	case tar.TypeSymlink:
-		if err := u.root.Symlink(hdr.Linkname, name); err != nil {
-			return err
-		}
+		u.dirs[name] = node
 	case tar.TypeLink:
-		// The link's own header then sets owner, mode and mtime of the
-		// shared inode, as containerd and moby's archive code do.
-		if err := u.root.Link(cleanName(hdr.Linkname), name); err != nil {
-			return err
-		}
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
-		if err := u.mknod(dir, base, hdr); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
-	}
-	if u.chown {
-		if err := u.root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
-			return err
-		}
-	}
-	if hdr.Typeflag == tar.TypeSymlink {
-		return nil // no lchmod or lutimes through os.Root
-	}
-	if err := u.root.Chmod(name, mode|specialBits(hdr.Mode)); err != nil {
-		return err
-	}
-	if err := u.setXattrs(name, hdr); err != nil {
-		return err
-	}
-	if hdr.Typeflag != tar.TypeDir {
-		return u.root.Chtimes(name, hdr.ModTime, hdr.ModTime)
+		// containerd applies a link's header to the inode it shares;
+		// umoci leaves the inode as its first entry made it.
+		return SetEntryMetadata(node, hdr, hdr.Uid, hdr.Gid)
 	}
 	return nil
 }
 
-// setXattrs applies the header's SCHILY.xattr PAX records (the layer
-// writer keeps only security.capability) after chown and chmod, which
-// would clear a capability. Only regular files and directories get them.
-func (u *unpacker) setXattrs(name string, hdr *tar.Header) error {
-	if hdr.Typeflag != tar.TypeReg && hdr.Typeflag != tar.TypeDir && hdr.Typeflag != tar.TypeLink {
-		return nil
+// entryRules checks and adjusts hdr (named name, cleaned and "/"-rooted)
+// before umoci sees it, where umoci would differ from containerd's
+// archive.Apply or be unsafe; skip means the entry is ignored.
+//
+//   - The root itself and PAX global headers are skipped, as containerd
+//     does (umoci refuses the first, unless a directory, and the second).
+//   - A whiteout must name an entry of its directory: ".wh.", ".wh.." and
+//     ".wh..." are refused (umoci would remove the directory or, for
+//     "/.wh...", the parent of the root).
+//   - Sparse entries are refused: their holes would be written out as
+//     zeros, so a tiny layer could fill the disk. Layer writers never
+//     produce them.
+//   - Device numbers must fit in 32 bits (umoci would truncate them).
+//   - Times are EntryTimes': umoci keeps times before 1970 (containerd
+//     sets 1970-01-01) and puts the current time for a zero one.
+func entryRules(hdr *tar.Header, name string) (skip bool, err error) {
+	if hdr.Typeflag == tar.TypeXGlobalHeader || name == "/" {
+		return true, nil
 	}
-	if fi, err := u.root.Lstat(name); err != nil || !(fi.Mode().IsRegular() || fi.IsDir()) {
-		return err // a hardlink to a device or fifo: never opened
+	if target, ok := strings.CutPrefix(path.Base(name), ".wh."); ok && target != ".wh..opq" {
+		if target == "" || target == "." || target == ".." {
+			return false, errors.New("invalid whiteout name")
+		}
 	}
-	for k, v := range hdr.PAXRecords {
-		attr, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if !ok {
+	if isSparse(hdr) {
+		return false, errors.New("sparse files are not supported")
+	}
+	if hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock {
+		if hdr.Devmajor < 0 || hdr.Devmajor > 1<<32-1 || hdr.Devminor < 0 || hdr.Devminor > 1<<32-1 {
+			return false, fmt.Errorf("device number %d:%d out of range", hdr.Devmajor, hdr.Devminor)
+		}
+	}
+	hdr.AccessTime, hdr.ModTime = EntryTimes(hdr)
+	return false, nil
+}
+
+// changesResolution reports whether the entry hdr, named name and landing
+// at node, could make a known directory's name resolve elsewhere or not at
+// all: a whiteout, or an entry replacing a symlink, or a directory with
+// something else.
+func changesResolution(hdr *tar.Header, name, node string) bool {
+	if strings.HasPrefix(path.Base(name), ".wh.") {
+		return true
+	}
+	fi, err := os.Lstat(node)
+	if err != nil {
+		return false
+	}
+	return fi.Mode()&fs.ModeSymlink != 0 || fi.IsDir() && hdr.Typeflag != tar.TypeDir
+}
+
+// parentDir returns where the directory name (cleaned, "/"-rooted)
+// resolves inside the root, creating what is missing of it as containerd's
+// mkparent does: with the owner, mode, times and xattrs of the lower dir
+// it covers (the first lower holding the name, unless that is not a
+// directory), else 0755, owned by root, dated 1970-01-01 (containerd
+// leaves the time of creation). umoci would create them 0777 less the
+// umask, owned by root, dated now.
+func (u *unpacker) parentDir(name string) (string, error) {
+	if p, ok := u.dirs[name]; ok {
+		return p, nil
+	}
+	p, err := securejoin.SecureJoin(u.root, name)
+	if err != nil {
+		return "", err
+	}
+	rel := strings.TrimPrefix(p, u.root)
+	cur := u.root
+	for _, c := range strings.Split(strings.Trim(rel, "/"), "/") {
+		cur = filepath.Join(cur, c)
+		fi, err := os.Lstat(cur)
+		if err == nil && fi.IsDir() {
 			continue
 		}
-		f, err := u.root.OpenFile(name, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
-		if err != nil {
-			return err
+		if err == nil {
+			return "", &fs.PathError{Op: "mkparent", Path: cur[len(u.root):], Err: syscall.ENOTDIR}
 		}
-		err = unix.Fsetxattr(int(f.Fd()), attr, []byte(v), 0)
-		f.Close()
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		hdr, err := u.copiedUpDir(cur[len(u.root):])
 		if err != nil {
-			return fmt.Errorf("setting xattr %s: %w", attr, err)
+			return "", err
+		}
+		if err := u.te.UnpackEntry(u.root, hdr, nil); err != nil {
+			return "", fmt.Errorf("creating parent directory %s: %w", hdr.Name, err)
 		}
 	}
-	return nil
+	u.dirs[name] = p
+	return p, nil
+}
+
+// copiedUpDir returns the header of the directory name (resolved, "/"-
+// rooted) a parent the layer does not list is made from: see parentDir.
+func (u *unpacker) copiedUpDir(name string) (*tar.Header, error) {
+	hdr := &tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: minEntryTime}
+	for _, lower := range u.lowers {
+		p, err := securejoin.SecureJoin(lower, name)
+		if err != nil {
+			return nil, err
+		}
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !fi.IsDir() {
+			break // replaced: not copied from
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		hdr.Mode = int64(st.Mode & 0o7777)
+		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+		hdr.ModTime = time.Unix(st.Mtim.Unix())
+		hdr.AccessTime = time.Unix(st.Atim.Unix())
+		if hdr.Xattrs, err = copyUpXattrs(p); err != nil { //nolint:staticcheck // umoci reads Xattrs
+			return nil, err
+		}
+		break
+	}
+	if u.owner != nil {
+		hdr.Uid, hdr.Gid = u.owner[0], u.owner[1]
+	}
+	return hdr, nil
+}
+
+// copyUpXattrs returns the extended attributes of the lower dir p that
+// containerd copies up: all but trusted.* (overlayfs' own).
+func copyUpXattrs(p string) (map[string]string, error) {
+	size, err := unix.Llistxattr(p, nil)
+	if err != nil || size == 0 {
+		if errors.Is(err, unix.ENOTSUP) {
+			err = nil
+		}
+		return nil, err
+	}
+	buf := make([]byte, size)
+	if size, err = unix.Llistxattr(p, buf); err != nil {
+		return nil, err
+	}
+	attrs := map[string]string{}
+	for _, k := range strings.Split(string(buf[:size]), "\x00") {
+		if k == "" || strings.HasPrefix(k, "trusted.") {
+			continue
+		}
+		v, err := lgetxattr(p, k)
+		if err != nil {
+			return nil, err
+		}
+		attrs[k] = string(v)
+	}
+	return attrs, nil
 }
 
 // isSparse reports whether hdr is a GNU sparse file (old or PAX format).
@@ -205,67 +369,4 @@ func isSparse(hdr *tar.Header) bool {
 		}
 	}
 	return false
-}
-
-// specialBits converts the setuid, setgid and sticky bits of a tar mode.
-func specialBits(m int64) fs.FileMode {
-	var fm fs.FileMode
-	if m&0o4000 != 0 {
-		fm |= fs.ModeSetuid
-	}
-	if m&0o2000 != 0 {
-		fm |= fs.ModeSetgid
-	}
-	if m&0o1000 != 0 {
-		fm |= fs.ModeSticky
-	}
-	return fm
-}
-
-// emptyDir removes every entry of the directory dir (an opaque whiteout).
-func (u *unpacker) emptyDir(dir string) error {
-	d := dir
-	if d == "" {
-		d = "."
-	}
-	f, err := u.root.OpenFile(d, os.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if err := u.root.RemoveAll(path.Join(dir, n)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// mknod creates a device or fifo named base in dir, relative to an fd of
-// dir opened through the root so the node cannot land outside it.
-func (u *unpacker) mknod(dir, base string, hdr *tar.Header) error {
-	d := dir
-	if d == "" {
-		d = "."
-	}
-	f, err := u.root.OpenFile(d, os.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	mode := uint32(hdr.Mode & 0o7777)
-	switch hdr.Typeflag {
-	case tar.TypeChar:
-		mode |= unix.S_IFCHR
-	case tar.TypeBlock:
-		mode |= unix.S_IFBLK
-	case tar.TypeFifo:
-		mode |= unix.S_IFIFO
-	}
-	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	return unix.Mknodat(int(f.Fd()), base, mode, int(dev))
 }

@@ -9,10 +9,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/umoci/oci/layer"
+	"golang.org/x/sys/unix"
 )
 
 // entry is one crafted tar entry.
@@ -21,6 +24,7 @@ type entry struct {
 	typ        byte
 	body       string
 	mode       int64
+	major      int64 // of a device
 }
 
 func craftTar(t testing.TB, entries []entry) []byte {
@@ -32,7 +36,7 @@ func craftTar(t testing.TB, entries []entry) []byte {
 		if mode == 0 {
 			mode = 0o644
 		}
-		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: mode, ModTime: time.Unix(1, 0)}
+		hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: mode, ModTime: time.Unix(1, 0), Devmajor: e.major}
 		if e.typ == tar.TypeReg {
 			hdr.Size = int64(len(e.body))
 		}
@@ -74,6 +78,13 @@ func listTree(t *testing.T, dir string) []string {
 	return out
 }
 
+// Crafted layers try to write outside the directory they are unpacked
+// into: through "..", absolute names, symlinks (absolute, relative,
+// chained, dangling, met as a parent or as the node itself), hard links,
+// device nodes and whiteouts. Each is unpacked both as a plain directory
+// and as an upper dir over a lower dir holding escaping symlinks; nothing
+// outside may change. want is the tree inside afterwards, when the layer
+// must unpack.
 func TestUnpackStaysInside(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -89,6 +100,18 @@ func TestUnpackStaysInside(t *testing.T) {
 			name:    "absolute names are relative to root",
 			entries: []entry{{name: "/abs/file", typ: tar.TypeReg, body: "z"}},
 			want:    []string{"abs/", "abs/file = z"},
+		},
+		{
+			name: "zip-slip family",
+			entries: []entry{
+				{name: "./../x1", typ: tar.TypeReg, body: "1"},
+				{name: "/../x2", typ: tar.TypeReg, body: "2"},
+				{name: "d/./../../../x3", typ: tar.TypeReg, body: "3"},
+				{name: "..\\x4", typ: tar.TypeReg, body: "4"},
+				{name: "d/../../d/x5", typ: tar.TypeReg, body: "5"},
+				{name: "....//x6", typ: tar.TypeReg, body: "6"},
+			},
+			want: []string{"..../", "..../x6 = 6", "..\\x4 = 4", "d/", "d/x5 = 5", "x1 = 1", "x2 = 2", "x3 = 3"},
 		},
 		{
 			name: "symlink to / then write through it",
@@ -112,6 +135,22 @@ func TestUnpackStaysInside(t *testing.T) {
 			},
 		},
 		{
+			name: "chained symlinks",
+			entries: []entry{
+				{name: "a", typ: tar.TypeSymlink, link: "b/.."},
+				{name: "b", typ: tar.TypeSymlink, link: "../../"},
+				{name: "a/c/outside-file", typ: tar.TypeReg, body: "evil"},
+			},
+		},
+		{
+			name: "absolute symlink as a parent directory",
+			entries: []entry{
+				{name: "etc", typ: tar.TypeSymlink, link: "/tmp"},
+				{name: "etc/sub/outside-file", typ: tar.TypeReg, body: "evil"},
+				{name: "etc/sub/", typ: tar.TypeDir, mode: 0o777},
+			},
+		},
+		{
 			name: "file replaces a symlink instead of following it",
 			entries: []entry{
 				{name: "f", typ: tar.TypeSymlink, link: "../sentinel"},
@@ -120,9 +159,24 @@ func TestUnpackStaysInside(t *testing.T) {
 			want: []string{"f = safe"},
 		},
 		{
+			name: "directory replaces a symlink instead of following it",
+			entries: []entry{
+				{name: "d", typ: tar.TypeSymlink, link: ".."},
+				{name: "d/", typ: tar.TypeDir, mode: 0o700},
+				{name: "d/x", typ: tar.TypeReg, body: "in"},
+			},
+			want: []string{"d/", "d/x = in"},
+		},
+		{
 			name: "hardlink to a path outside",
 			entries: []entry{
 				{name: "h", typ: tar.TypeLink, link: "../sentinel"},
+			},
+		},
+		{
+			name: "hardlink to an absolute path",
+			entries: []entry{
+				{name: "h", typ: tar.TypeLink, link: "/etc/passwd"},
 			},
 		},
 		{
@@ -133,8 +187,29 @@ func TestUnpackStaysInside(t *testing.T) {
 			},
 		},
 		{
+			name: "hardlink to an escaping symlink links the symlink",
+			entries: []entry{
+				{name: "s", typ: tar.TypeSymlink, link: "../sentinel"},
+				{name: "h", typ: tar.TypeLink, link: "s"},
+				{name: "h", typ: tar.TypeReg, body: "replaced, not written through"},
+			},
+			want: []string{"h = replaced, not written through", "s -> ../sentinel"},
+		},
+		{
+			name:    "whiteout of its own directory is refused",
+			entries: []entry{{name: "a/.wh..", typ: tar.TypeReg}},
+		},
+		{
 			name:    "whiteout of a parent is refused",
 			entries: []entry{{name: "a/.wh...", typ: tar.TypeReg}},
+		},
+		{
+			name:    "whiteout of the root's parent is refused",
+			entries: []entry{{name: "/.wh...", typ: tar.TypeReg}},
+		},
+		{
+			name:    "whiteout of the root is refused",
+			entries: []entry{{name: ".wh..", typ: tar.TypeReg}},
 		},
 		{
 			name: "whiteout names are cleaned",
@@ -144,43 +219,87 @@ func TestUnpackStaysInside(t *testing.T) {
 				{name: "../.wh.sentinel", typ: tar.TypeReg},
 				{name: "../../x/../.wh.sentinel", typ: tar.TypeReg},
 			},
-			want: []string{"keep = k"},
+		},
+		{
+			name: "whiteout through an escaping symlink",
+			entries: []entry{
+				{name: "s", typ: tar.TypeSymlink, link: "../"},
+				{name: "s/.wh.sentinel", typ: tar.TypeReg},
+				{name: "s/.wh..wh..opq", typ: tar.TypeReg},
+			},
+		},
+		{
+			name:    "opaque whiteout of the root stays inside",
+			entries: []entry{{name: "keep", typ: tar.TypeReg, body: "k"}, {name: "/.wh..wh..opq", typ: tar.TypeReg}},
+		},
+		{
+			name: "device node through an escaping symlink",
+			entries: []entry{
+				{name: "s", typ: tar.TypeSymlink, link: "/"},
+				{name: "s/null", typ: tar.TypeChar, mode: 0o666},
+			},
+		},
+		{
+			name:    "device number beyond 32 bits is refused",
+			entries: []entry{{name: "dev", typ: tar.TypeBlock, mode: 0o600, major: 1<<32 + 8}},
 		},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			parent := t.TempDir()
-			root := filepath.Join(parent, "root")
-			if err := os.Mkdir(root, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			sentinel := filepath.Join(parent, "sentinel")
-			if err := os.WriteFile(sentinel, []byte("untouched"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			err := Unpack(root, bytes.NewReader(craftTar(t, tc.entries)))
-			t.Logf("Unpack: %v", err)
-			if tc.want != nil {
-				if err != nil {
-					t.Fatalf("Unpack: %v", err)
+		for _, format := range []string{"plain", "upper"} {
+			t.Run(tc.name+"/"+format, func(t *testing.T) {
+				if format == "upper" || tc.entries[len(tc.entries)-1].typ == tar.TypeChar {
+					requiresRoot(t) // whiteouts and device nodes
 				}
-				if diff := cmp.Diff(tc.want, listTree(t, root)); diff != "" {
-					t.Errorf("tree inside (-want +got):\n%s", diff)
+				parent := t.TempDir()
+				root := filepath.Join(parent, "root")
+				if err := os.Mkdir(root, 0o755); err != nil {
+					t.Fatal(err)
 				}
-			}
-			outside := listTree(t, parent)
-			var escaped []string
-			for _, p := range outside {
-				if p != "sentinel = untouched" && p != "root/" && !bytes.HasPrefix([]byte(p), []byte("root/")) {
-					escaped = append(escaped, p)
+				sentinel := filepath.Join(parent, "sentinel")
+				if err := os.WriteFile(sentinel, []byte("untouched"), 0o644); err != nil {
+					t.Fatal(err)
 				}
-			}
-			if len(escaped) > 0 || !contains(outside, "sentinel = untouched") {
-				t.Errorf("unpack touched the outside: %q", outside)
-			}
-			if _, err := os.Stat("/outside-file"); err == nil {
-				t.Errorf("unpack wrote /outside-file")
-			}
-		})
+				var opts []UnpackOption
+				if format == "upper" {
+					// A lower dir whose names lead out: a later layer's
+					// missing parents are copied from it, never through it.
+					lower := filepath.Join(parent, "lower")
+					for _, l := range [][2]string{{"s", "/"}, {"d", "../.."}, {"a", "/proc/self"}, {"up", ".."}} {
+						os.MkdirAll(lower, 0o755)
+						if err := os.Symlink(l[1], filepath.Join(lower, l[0])); err != nil {
+							t.Fatal(err)
+						}
+					}
+					opts = append(opts, OverLowers(lower))
+				}
+				err := Unpack(root, bytes.NewReader(craftTar(t, tc.entries)), opts...)
+				t.Logf("Unpack: %v", err)
+				if tc.want != nil {
+					if err != nil {
+						t.Fatalf("Unpack: %v", err)
+					}
+					if diff := cmp.Diff(tc.want, listTree(t, root)); diff != "" {
+						t.Errorf("tree inside (-want +got):\n%s", diff)
+					}
+				}
+				var escaped []string
+				for _, p := range listTree(t, parent) {
+					if p != "sentinel = untouched" && p != "root/" && !strings.HasPrefix(p, "root/") && !strings.HasPrefix(p, "lower") {
+						escaped = append(escaped, p)
+					}
+				}
+				if len(escaped) > 0 {
+					t.Errorf("unpack touched the outside: %q", escaped)
+				}
+				if b, err := os.ReadFile(sentinel); err != nil || string(b) != "untouched" {
+					t.Errorf("sentinel: %q, %v", b, err)
+				}
+				for _, p := range []string{"/outside-file", "/tmp/sub"} {
+					if _, err := os.Lstat(p); err == nil {
+						t.Errorf("unpack wrote %s", p)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -279,27 +398,46 @@ func FuzzUnpack(f *testing.F) {
 		{{name: "../x", typ: tar.TypeReg, body: "x"}},
 		{{name: "l", typ: tar.TypeSymlink, link: "/"}, {name: "l/y", typ: tar.TypeReg}},
 		{{name: "d/", typ: tar.TypeDir}, {name: "d/.wh..wh..opq", typ: tar.TypeReg}, {name: "h", typ: tar.TypeLink, link: "../d"}},
+		{{name: "/.wh...", typ: tar.TypeReg}},
+		{{name: "s/x", typ: tar.TypeReg}, {name: "s/.wh.x", typ: tar.TypeReg}},
 	}
 	for _, s := range seeds {
 		f.Add(craftTar(f, s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		parent := t.TempDir()
-		root := filepath.Join(parent, "root")
-		if err := os.Mkdir(root, 0o755); err != nil {
-			t.Fatal(err)
+		formats := [][]UnpackOption{nil}
+		if os.Geteuid() == 0 { // whiteout devices
+			formats = append(formats, []UnpackOption{OverLowers("lower")})
 		}
-		Unpack(root, bytes.NewReader(data)) // errors are fine; escapes are not
-		ents, err := os.ReadDir(parent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ents) != 1 || ents[0].Name() != "root" {
+		for _, opts := range formats {
+			parent := t.TempDir()
+			root := filepath.Join(parent, "root")
+			if err := os.Mkdir(root, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(parent, "sentinel"), []byte("x"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if opts != nil {
+				lower := filepath.Join(parent, "lower")
+				os.Mkdir(lower, 0o755)
+				os.Symlink("/", filepath.Join(lower, "s"))
+				opts = []UnpackOption{OverLowers(lower)}
+			}
+			Unpack(root, bytes.NewReader(data), opts...) // errors are fine; escapes are not
+			ents, err := os.ReadDir(parent)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var names []string
 			for _, e := range ents {
-				names = append(names, e.Name())
+				if n := e.Name(); n != "root" && n != "lower" {
+					names = append(names, n)
+				}
 			}
-			t.Fatalf("unpack created %q next to the target dir", names)
+			if len(names) != 1 || names[0] != "sentinel" {
+				t.Fatalf("next to the target dir after unpacking: %q, want the sentinel alone", names)
+			}
 		}
 	})
 }
@@ -326,4 +464,222 @@ func TestUnpackSetsCapability(t *testing.T) {
 	if diff := cmp.Diff(capab, string(got)); diff != "" {
 		t.Errorf("security.capability (-want +got):\n%s", diff)
 	}
+}
+
+// Each rule Unpack puts over umoci, and why: the layer unpacked by umoci
+// alone (layer.UnpackLayer, the same on-disk format) and by Unpack, and
+// what each gives. containerd's archive.Apply, which BuildKit runs, is the
+// reference (TestUnpackMatchesContainerd); if umoci comes to agree with
+// it, the case fails and its rule can go.
+func TestUnpackRulesOverUmoci(t *testing.T) {
+	requiresRoot(t)
+	start := time.Now()
+	mtime := func(t *testing.T, p string) time.Time {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.ModTime()
+	}
+	type result struct {
+		dir string // the root unpacked into, inside a temp dir of its own
+		err error
+	}
+	for _, tc := range []struct {
+		name     string
+		existing []entry // unpacked into the root first
+		layer    []byte
+		lower    []entry // when set: the layer goes into an upper dir over these
+		check    func(t *testing.T, umoci, ours result)
+	}{
+		{
+			name:  "a time before 1970 becomes 1970-01-01",
+			layer: craftTarHeaders(t, &tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, ModTime: time.Unix(-86400, 0), Format: tar.FormatPAX}),
+			check: func(t *testing.T, umoci, ours result) {
+				if got := mtime(t, filepath.Join(umoci.dir, "f")); got.Unix() != -86400 {
+					t.Errorf("umoci: mtime %v", got)
+				}
+				if got := mtime(t, filepath.Join(ours.dir, "f")); got.Unix() != 0 {
+					t.Errorf("Unpack: mtime %v, want 1970-01-01", got)
+				}
+			},
+		},
+		{
+			name: "a zero time becomes 1970-01-01, not now",
+			// archive/tar writes a zero time as 0: the PAX record of the
+			// second before is patched into year 1's.
+			layer: bytes.Replace(craftTarHeaders(t, &tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, ModTime: time.Unix(-62135596801, 0), Format: tar.FormatPAX}),
+				[]byte("mtime=-62135596801"), []byte("mtime=-62135596800"), 1),
+			check: func(t *testing.T, umoci, ours result) {
+				if got := mtime(t, filepath.Join(umoci.dir, "f")); got.Before(start) {
+					t.Errorf("umoci: mtime %v, expected the time of unpacking", got)
+				}
+				if got := mtime(t, filepath.Join(ours.dir, "f")); got.Unix() != 0 {
+					t.Errorf("Unpack: mtime %v, want 1970-01-01", got)
+				}
+			},
+		},
+		{
+			name:  "an unlisted parent copies the lower dir it covers",
+			lower: []entry{{name: "opt/", typ: tar.TypeDir, mode: 0o1750}},
+			layer: craftTar(t, []entry{{name: "opt/f", typ: tar.TypeReg, body: "f"}}),
+			check: func(t *testing.T, umoci, ours result) {
+				fi, err := os.Stat(filepath.Join(umoci.dir, "opt"))
+				if err != nil || fi.Mode() == fs.ModeDir|fs.ModeSticky|0o750 || !fi.ModTime().After(start.Add(-time.Second)) {
+					t.Errorf("umoci: %v %v", fi.Mode(), fi.ModTime())
+				}
+				fi, err = os.Stat(filepath.Join(ours.dir, "opt"))
+				if err != nil || fi.Mode() != fs.ModeDir|fs.ModeSticky|0o750 || fi.ModTime().Unix() != 1 {
+					t.Errorf("Unpack: %v %v, want the lower's: sticky 0750, 1970-01-01T00:00:01Z", fi.Mode(), fi.ModTime())
+				}
+			},
+		},
+		{
+			name:  "an unlisted parent over nothing is 0755, dated 1970-01-01",
+			layer: craftTar(t, []entry{{name: "a/b/f", typ: tar.TypeReg, body: "f"}}),
+			check: func(t *testing.T, umoci, ours result) {
+				if got := mtime(t, filepath.Join(umoci.dir, "a")); got.Before(start.Add(-time.Second)) {
+					t.Errorf("umoci: mtime %v, expected the time of unpacking", got)
+				}
+				for _, d := range []string{"a", "a/b"} {
+					fi, err := os.Stat(filepath.Join(ours.dir, d))
+					if err != nil || fi.Mode() != fs.ModeDir|0o755 || fi.ModTime().Unix() != 0 {
+						t.Errorf("Unpack: %s: %v %v", d, fi.Mode(), fi.ModTime())
+					}
+				}
+			},
+		},
+		{
+			name: "a hard link's header sets its inode",
+			layer: craftTarHeaders(t,
+				&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Uid: 1, ModTime: time.Unix(5, 0)},
+				&tar.Header{Name: "h", Typeflag: tar.TypeLink, Linkname: "f", Mode: 0o4711, Uid: 2, ModTime: time.Unix(6, 0)}),
+			check: func(t *testing.T, umoci, ours result) {
+				fi, _ := os.Stat(filepath.Join(umoci.dir, "f"))
+				if fi.Mode() != 0o644 || fi.ModTime().Unix() != 5 {
+					t.Errorf("umoci: %v %v", fi.Mode(), fi.ModTime())
+				}
+				fi, _ = os.Stat(filepath.Join(ours.dir, "f"))
+				if fi.Mode() != fs.ModeSetuid|0o711 || fi.ModTime().Unix() != 6 || fi.Sys().(*syscall.Stat_t).Uid != 2 {
+					t.Errorf("Unpack: %v %v, want the link's setuid 0711, 1970-01-01T00:00:06Z, uid 2", fi.Mode(), fi.ModTime())
+				}
+			},
+		},
+		{
+			name:  "a whiteout of the root's parent is refused",
+			layer: craftTar(t, []entry{{name: "/.wh...", typ: tar.TypeReg}}),
+			check: func(t *testing.T, umoci, ours result) {
+				if _, err := os.Stat(filepath.Dir(umoci.dir)); err == nil {
+					t.Errorf("umoci: the directory holding the root is still there")
+				}
+				if ours.err == nil || !strings.Contains(ours.err.Error(), "invalid whiteout") {
+					t.Errorf("Unpack: %v, want a refusal", ours.err)
+				}
+				if _, err := os.Stat(filepath.Dir(ours.dir)); err != nil {
+					t.Errorf("Unpack: %v", err)
+				}
+			},
+		},
+		{
+			name:     "a whiteout of its own directory is refused",
+			existing: []entry{{name: "a/", typ: tar.TypeDir, mode: 0o755}},
+			layer:    craftTar(t, []entry{{name: "a/.wh..", typ: tar.TypeReg}}),
+			check: func(t *testing.T, umoci, ours result) {
+				if _, err := os.Stat(filepath.Join(umoci.dir, "a")); err == nil {
+					t.Errorf("umoci: a is still there (expected it removed)")
+				}
+				if ours.err == nil {
+					t.Errorf("Unpack: no error, want a refusal")
+				}
+			},
+		},
+		{
+			name:  "the root's own entry is skipped",
+			layer: craftTar(t, []entry{{name: "./", typ: tar.TypeDir, mode: 0o700}}),
+			check: func(t *testing.T, umoci, ours result) {
+				fi, _ := os.Stat(umoci.dir)
+				if fi.Mode().Perm() != 0o700 {
+					t.Errorf("umoci: root %v", fi.Mode())
+				}
+				fi, _ = os.Stat(ours.dir)
+				if ours.err != nil || fi.Mode().Perm() != 0o755 {
+					t.Errorf("Unpack: %v, root %v, want 0755 as made", ours.err, fi.Mode())
+				}
+			},
+		},
+		{
+			name:  "a PAX global header is skipped",
+			layer: craftTarHeaders(t, &tar.Header{Name: "pax_global_header", Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": "git"}}, &tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644}),
+			check: func(t *testing.T, umoci, ours result) {
+				if umoci.err == nil {
+					t.Errorf("umoci: no error")
+				}
+				if _, err := os.Stat(filepath.Join(ours.dir, "f")); ours.err != nil || err != nil {
+					t.Errorf("Unpack: %v, %v", ours.err, err)
+				}
+			},
+		},
+		{
+			name:  "a device number beyond 32 bits is refused",
+			layer: craftTar(t, []entry{{name: "sda", typ: tar.TypeBlock, mode: 0o600, major: 1<<32 + 8}}),
+			check: func(t *testing.T, umoci, ours result) {
+				fi, err := os.Lstat(filepath.Join(umoci.dir, "sda"))
+				if err != nil || unix.Major(fi.Sys().(*syscall.Stat_t).Rdev) != 8 {
+					t.Errorf("umoci: %v (expected the major number truncated to 8)", err)
+				}
+				if ours.err == nil {
+					t.Errorf("Unpack: no error")
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var format layer.OnDiskFormat = layer.DirRootfs{}
+			var opts []UnpackOption
+			lower := filepath.Join(t.TempDir(), "lower")
+			if tc.lower != nil {
+				if err := os.Mkdir(lower, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := Unpack(lower, bytes.NewReader(craftTar(t, tc.lower))); err != nil {
+					t.Fatal(err)
+				}
+				format = layer.OverlayfsRootfs{}
+				opts = append(opts, OverLowers(lower))
+			}
+			var umoci, ours result
+			for _, r := range []*result{&umoci, &ours} {
+				r.dir = filepath.Join(t.TempDir(), "root")
+				if err := os.Mkdir(r.dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(r.dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := Unpack(r.dir, bytes.NewReader(craftTar(t, tc.existing))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			umoci.err = layer.UnpackLayer(umoci.dir, bytes.NewReader(tc.layer), &layer.UnpackOptions{OnDiskFormat: format})
+			ours.err = Unpack(ours.dir, bytes.NewReader(tc.layer), opts...)
+			t.Logf("umoci: %v; Unpack: %v", umoci.err, ours.err)
+			tc.check(t, umoci, ours)
+		})
+	}
+}
+
+// craftTarHeaders writes the headers (regular files empty) as a tar.
+func craftTarHeaders(t *testing.T, hdrs ...*tar.Header) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -9,28 +9,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 )
 
 // ErrInvalid is wrapped by every error Validate reports.
 var ErrInvalid = errors.New("invalid image")
 
-// Validate checks the OCI layout in dir the way every image test should:
-// index.json parses and each blob it reaches (nested indexes, manifests,
-// configs, layers) exists with the digest and size its descriptor claims;
-// media types are the ones BuildKit writes; each manifest's config lists
-// one diffID per layer, each equal to the SHA-256 of the gunzipped layer,
-// which must be a readable tar; non-empty history entries match the layer
-// count; a nested index's platform matches the config.
+// Validate checks the OCI layout in dir the way every image test should.
+// umoci's CAS engine first checks it as an OCI layout (oci-layout,
+// blobs/, index.json) and walks every descriptor reachable from
+// index.json, reading each index, manifest and config, verified against
+// its descriptor and parsed with umoci's checks. Then, as BuildKit writes
+// them: each blob (nested indexes, manifests, configs, layers) exists with
+// the digest and size its descriptor claims; media types are BuildKit's;
+// each manifest's config lists one diffID per layer, each equal to the
+// SHA-256 of the gunzipped layer, which must be a readable tar; non-empty
+// history entries match the layer count; a nested index's platform matches
+// the config.
 func Validate(dir string) error {
-	top, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	l, err := openLayout(dir)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	v := validator{open: func(d Descriptor) (io.ReadCloser, error) {
-		return os.Open(filepath.Join(dir, "blobs", "sha256", d.Digest.Hex()))
-	}}
+	defer l.Close()
+	if err := l.walk(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	top, err := l.index()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	v := validator{open: l.open}
 	return v.index(top, nil)
 }
 
@@ -47,7 +55,11 @@ func ValidateImage(img *Image, blobs Provider) error {
 		}
 		return blobs.Open(d.Digest)
 	}}
-	return v.index(img.TopIndex, nil)
+	var top Index
+	if err := json.Unmarshal(img.TopIndex, &top); err != nil {
+		return invalid("index.json: %v", err)
+	}
+	return v.index(top, nil)
 }
 
 type validator struct {
@@ -75,11 +87,7 @@ func (v validator) read(d Descriptor) ([]byte, error) {
 	return b, nil
 }
 
-func (v validator) index(b []byte, platform *Platform) error {
-	var idx Index
-	if err := json.Unmarshal(b, &idx); err != nil {
-		return invalid("index: %v", err)
-	}
+func (v validator) index(idx Index, platform *Platform) error {
 	if idx.SchemaVersion != 2 || idx.MediaType != MediaTypeIndex {
 		return invalid("index: schemaVersion %d, mediaType %q", idx.SchemaVersion, idx.MediaType)
 	}
@@ -93,7 +101,11 @@ func (v validator) index(b []byte, platform *Platform) error {
 		}
 		switch d.MediaType {
 		case MediaTypeIndex:
-			err = v.index(body, d.Platform)
+			var nested Index
+			if err := json.Unmarshal(body, &nested); err != nil {
+				return invalid("index %s: %v", d.Digest, err)
+			}
+			err = v.index(nested, d.Platform)
 		case MediaTypeManifest:
 			p := d.Platform
 			if p == nil {
