@@ -319,7 +319,8 @@ func (u *unpacker) copiedUpDir(name string) (*tar.Header, error) {
 		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
 		hdr.ModTime = time.Unix(st.Mtim.Unix())
 		hdr.AccessTime = time.Unix(st.Atim.Unix())
-		if hdr.Xattrs, err = copyUpXattrs(p); err != nil { //nolint:staticcheck // umoci reads Xattrs
+		//lint:ignore SA1019 umoci's extractor reads Xattrs, not PAXRecords
+		if hdr.Xattrs, err = copyUpXattrs(p); err != nil {
 			return nil, err
 		}
 		break

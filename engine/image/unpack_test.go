@@ -303,15 +303,6 @@ func TestUnpackStaysInside(t *testing.T) {
 	}
 }
 
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
 func TestUnpackRefusesSparseFiles(t *testing.T) {
 	// A PAX GNU sparse 1.0 entry claiming 1 TiB of holes. archive/tar
 	// refuses to write GNU.sparse records, so the PAX header is patched in.
