@@ -25,6 +25,9 @@
 //	stagex-cached
 //	           a fully cached sxmake core-profile bootstrap-stage0 of the
 //	           release (after a cold build: 13 minutes under qemu-i386)
+//	stagex-check
+//	           sxmake check of the release against BuildKit's lint
+//	           request per image (about 12 minutes), findings compared
 //	remote-dir, remote-http, remote-registry
 //	           a CI build of the target on an empty cache from a remote
 //	           cache a build filled (--cache-to ...,mode=max), against a
@@ -80,8 +83,8 @@ func main() {
 		{"arm64", arm64}, {"platforms", twoPlatforms}, // arm64.go
 		// remote.go
 		{"remote-dir", remoteDir}, {"remote-http", remoteHTTP}, {"remote-registry", remoteRegistry},
-		{"sources1g", sources1g},                                     // sources.go
-		{"stagex-plan", stagexPlan}, {"stagex-cached", stagexCached}, // stagex.go
+		{"sources1g", sources1g},                                                                    // sources.go
+		{"stagex-plan", stagexPlan}, {"stagex-cached", stagexCached}, {"stagex-check", stagexCheck}, // stagex.go
 	}
 	work, err := os.MkdirTemp("", "sxbench-")
 	if err != nil {
