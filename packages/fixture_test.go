@@ -54,7 +54,7 @@ func TestLoadFixture(t *testing.T) {
 		// version_from naming a subpackage
 		{"pallet-clang version", tree.Package("pallet-clang").Version, llvm.Version},
 		// no version: no VERSION* args, tagged latest
-		{"core-profile args", tree.Package("core-profile").BuildArgs(), map[string]string{"SOURCE_DATE_EPOCH": "1"}},
+		{"core-profile args", tree.Package("core-profile").BuildArgs(), map[string]string{"SOURCE_DATE_EPOCH": "1", "BUILDKIT_DOCKERFILE_CHECK": packages.StageXChecks}},
 		{"core-profile tag", tree.Package("core-profile").Tag(), "latest"},
 		// a version without a dot
 		{"user-zip VERSION_MAJOR_MINOR", tree.Package("user-zip").BuildArgs()["VERSION_MAJOR_MINOR"], "None"},

@@ -223,8 +223,9 @@ func TestBuildArgs(t *testing.T) {
 			// written, with the package's {version_under}.
 			"HELLO_SOURCE":      "hello-20_1_8.zip",
 			"SOURCE_DATE_EPOCH": "1",
+			rules.CheckArg:      StageXChecks,
 		}},
-		{"core-filesystem", map[string]string{"SOURCE_DATE_EPOCH": "1"}},
+		{"core-filesystem", map[string]string{"SOURCE_DATE_EPOCH": "1", rules.CheckArg: StageXChecks}},
 		{"user-zip", map[string]string{
 			"VERSION":              "30",
 			"VERSION_UNDER":        "30",

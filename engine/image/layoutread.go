@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 
 	"github.com/opencontainers/go-digest"
@@ -48,6 +49,11 @@ type dirLayout struct {
 
 // openLayout opens the OCI layout directory dir for reading.
 func openLayout(dir string) (*dirLayout, error) {
+	// casdir's error for a missing directory does not wrap fs.ErrNotExist,
+	// which callers test for (digests skips images never built).
+	if _, err := os.Stat(dir); err != nil {
+		return nil, err
+	}
 	eng, err := casdir.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening OCI layout %s: %w", dir, err)
