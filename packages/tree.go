@@ -3,6 +3,7 @@ package packages
 import (
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/url"
 	"os"
@@ -138,9 +139,14 @@ func Load(root string, opts ...LoadOption) (*Tree, error) {
 	for _, o := range opts {
 		o(t)
 	}
+	treeRoot, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("loading package tree: %w", err)
+	}
+	defer treeRoot.Close()
 	errs := make([]error, len(dirs))
 	parallel(len(dirs), func(i int) {
-		t.Packages[i], errs[i] = readPackage(abs, dirs[i][0], dirs[i][1])
+		t.Packages[i], errs[i] = readPackage(treeRoot, dirs[i][0], dirs[i][1])
 	})
 	if err := joinSorted(errs); err != nil {
 		return nil, err
@@ -209,10 +215,11 @@ func notPackage(dir string) string {
 	return "no " + strings.Join(missing, " and no ")
 }
 
-// readPackage reads and checks one package's package.toml and Containerfile.
-func readPackage(root, stage, name string) (*Package, error) {
+// readPackage reads and checks one package's package.toml and
+// Containerfile, from the tree root.
+func readPackage(root *os.Root, stage, name string) (*Package, error) {
 	rel := path.Join("packages", stage, name)
-	dir := filepath.Join(root, "packages", stage, name)
+	dir := filepath.Join(root.Name(), "packages", stage, name)
 	p := &Package{
 		Stage:             stage,
 		Name:              name,
@@ -221,14 +228,14 @@ func readPackage(root, stage, name string) (*Package, error) {
 		TOMLPath:          filepath.Join(dir, "package.toml"),
 		ContainerfilePath: filepath.Join(dir, "Containerfile"),
 	}
-	data, err := os.ReadFile(p.TOMLPath)
+	data, err := readTreeFile(root, rel+"/package.toml")
 	if err != nil {
 		return nil, &Error{Pos: rules.Pos{File: rel + "/package.toml"}, Msg: readError(err)}
 	}
 	if err := p.decode(rel+"/package.toml", data); err != nil {
 		return nil, err
 	}
-	p.src, err = os.ReadFile(p.ContainerfilePath)
+	p.src, err = readTreeFile(root, rel+"/Containerfile")
 	if err != nil {
 		return nil, &Error{Pos: rules.Pos{File: rel + "/Containerfile"}, Msg: readError(err)}
 	}
@@ -237,6 +244,33 @@ func readPackage(root, stage, name string) (*Package, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// readTreeFile reads the regular file rel of the tree. Package
+// definitions are hostile: a symbolic link committed as a Containerfile
+// must not make sxmake read (and print in a parse error) a file outside
+// the tree, nor a device or FIFO (/dev/zero, a pipe no one writes) that
+// never ends.
+func readTreeFile(root *os.Root, rel string) ([]byte, error) {
+	fi, err := root.Stat(rel)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	f, err := root.Open(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	return io.ReadAll(f)
 }
 
 func readError(err error) string {

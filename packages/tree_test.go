@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stagex/sxmake/rules"
@@ -347,5 +349,62 @@ func TestDirsStayInTree(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) > 0 {
 		t.Errorf("Fetch wrote outside the tree: %v", entries)
+	}
+}
+
+// TestDefinitionsStayInTree: a package.toml or Containerfile committed as
+// a symbolic link out of the tree, or to a device, is refused without
+// being read: a hostile tree must not print the first line of /etc/shadow
+// in a parse error, nor make Load read /dev/zero until memory runs out.
+func TestDefinitionsStayInTree(t *testing.T) {
+	outside := filepath.Join(t.TempDir(), "secret")
+	writeFile(t, outside, []byte("root:secret-hash:1::\n"))
+	tests := []struct {
+		file, target, want string
+	}{
+		{"Containerfile", outside, "path escapes from parent"},
+		{"package.toml", outside, "path escapes from parent"},
+		{"Containerfile", "../../../../../../../../../../" + outside, "path escapes from parent"},
+		{"Containerfile", "/dev/zero", "path escapes from parent"},
+		{"Containerfile", "../fifo", "not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file+"->"+tt.target, func(t *testing.T) {
+			root := t.TempDir()
+			dir := filepath.Join(root, "packages/core/foo")
+			files := map[string]string{
+				"package.toml":  "[package]\nname = \"foo\"\nversion = \"1.0\"\n",
+				"Containerfile": "FROM scratch AS package\n",
+			}
+			for name, text := range files {
+				if name != tt.file {
+					writeFile(t, filepath.Join(dir, name), []byte(text))
+				}
+			}
+			if err := syscall.Mkfifo(filepath.Join(root, "packages/core/fifo"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(tt.target, filepath.Join(dir, tt.file)); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := Load(root)
+				done <- err
+			}()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(time.Minute): // a bound, not a speed: a FIFO blocks for good
+				t.Fatal("Load still reading after a minute")
+			}
+			want := "packages/core/foo/" + tt.file + ":"
+			if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load: %v, want %s... %s", err, want, tt.want)
+			}
+			if strings.Contains(err.Error(), "secret-hash") {
+				t.Errorf("the error shows the file outside the tree: %v", err)
+			}
+		})
 	}
 }

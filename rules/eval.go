@@ -162,7 +162,7 @@ func Evaluate(f *File, opt EvalOptions) (*Build, error) {
 		return nil, err
 	}
 	need := g.reachable(t)
-	ev := &evaluator{f: f, opt: opt, global: global, lx: lexer{escape: f.Escape}, states: map[*stageNode]*stageState{}, lint: lint}
+	ev := &evaluator{f: f, opt: opt, global: global, lx: lexer{escape: f.Escape, budget: newBudget()}, states: map[*stageNode]*stageState{}, lint: lint}
 	b := &Build{}
 	for _, n := range g.stages {
 		if !need[n] && !opt.AllStages {

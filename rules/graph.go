@@ -101,7 +101,7 @@ func (f *File) autoArgs(target string, build, tgt Platform, buildArgs map[string
 // addMetaArgs adds the global ARGs to env, each with its build arg or else
 // its default expanded in env.
 func (f *File) addMetaArgs(env *envList, buildArgs map[string]string) (*envList, error) {
-	lx := lexer{escape: f.Escape}
+	lx := lexer{escape: f.Escape, budget: newBudget()}
 	for _, in := range f.metaArgs {
 		for _, a := range in.cmd.(*argCmd).args {
 			if v, ok := buildArgs[a.Key]; ok {
@@ -152,7 +152,7 @@ type graph struct {
 // resolveGraph expands FROM lines with the global args and links stages.
 func (f *File) resolveGraph(global *envList) (*graph, error) {
 	g := &graph{f: f, byName: map[string]*stageNode{}}
-	lx := lexer{escape: f.Escape}
+	lx := lexer{escape: f.Escape, budget: newBudget()}
 	for _, sd := range f.stages {
 		fc := sd.from.cmd.(*fromCmd)
 		base, err := lx.word(fc.base, global)

@@ -34,6 +34,10 @@ type lexer struct {
 	skipQuotes bool    // quotes are plain characters
 	skipUnset  bool    // leave references to unset variables as written
 	vars       *varUse // when set, records the variables looked up
+	// budget is what variable expansions may still produce, in bytes,
+	// shared by the copies of the lexer of one evaluation; nil gives each
+	// run its own maxExpansion.
+	budget *int
 
 	env   envGetter
 	src   string
@@ -91,7 +95,32 @@ func (lx lexer) plain(s string) bool {
 	return true
 }
 
+// maxExpansion bounds the bytes variable expansions produce in one
+// evaluation of a Containerfile. A hostile one doubling a value line after
+// line, or copying a large one many times, would otherwise ask for more
+// memory than any machine has; StageX's largest evaluations produce a few
+// hundred kilobytes.
+const maxExpansion = 64 << 20
+
+// newBudget returns a budget of maxExpansion bytes, for the lexers of one
+// evaluation to share.
+func newBudget() *int {
+	n := maxExpansion
+	return &n
+}
+
+// spend takes n bytes from the budget.
+func (lx *lexer) spend(n int) error {
+	if *lx.budget -= n; *lx.budget < 0 {
+		return fmt.Errorf("variable expansions exceed %d MiB", maxExpansion>>20)
+	}
+	return nil
+}
+
 func (lx lexer) run(s string, env envGetter, split bool) (string, []string, error) {
+	if lx.budget == nil {
+		lx.budget = newBudget()
+	}
 	lx.split = split
 	if env == nil {
 		env = noEnv{}
@@ -226,6 +255,9 @@ func (lx *lexer) stopOn(stop rune, rawEscapes bool) (string, []string, error) {
 		}
 		if special != nil {
 			s, err := special()
+			if err == nil && ch == '$' {
+				err = lx.spend(len(s))
+			}
 			if err != nil {
 				return "", []string{}, err
 			}
@@ -494,6 +526,12 @@ func (lx *lexer) replace(name string) (string, error) {
 		return "", fmt.Errorf("invalid pattern (%s) in substitution: %s", pattern, err)
 	}
 	if all {
+		// Every position may match: check the most it can make first.
+		if most := len(v) + (len(v)+1)*len(repl); most > *lx.budget {
+			if err := lx.spend(most); err != nil {
+				return "", err
+			}
+		}
 		return re.ReplaceAllString(v, repl), nil
 	}
 	if loc := re.FindStringIndex(v); loc != nil {

@@ -147,7 +147,7 @@ func (l *linter) checkDefaultArgs(auto *envList) {
 	if err != nil {
 		return
 	}
-	lx := lexer{escape: f.Escape}
+	lx := lexer{escape: f.Escape, budget: newBudget()}
 	for _, st := range f.stages {
 		base := st.from.cmd.(*fromCmd).base
 		v, err := lx.word(base, env)
@@ -176,7 +176,7 @@ func (l *linter) checkFroms(global *envList) {
 			}
 		}
 	}
-	lx := lexer{escape: f.Escape}
+	lx := lexer{escape: f.Escape, budget: newBudget()}
 	for _, st := range f.stages {
 		fc := st.from.cmd.(*fromCmd)
 		var use varUse

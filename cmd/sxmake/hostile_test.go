@@ -42,6 +42,12 @@ var hostileCmds = map[string]func(ts *testscript.TestScript, neg bool, args []st
 	"waitproc":     cmdWaitProc,
 	"step-gone":    cmdStepGone,
 	"cgroup":       cmdCgroup,
+	"mkfifo":       cmdMkfifo,
+}
+
+// mkfifo PATH: make a FIFO, which blocks whoever opens it for reading.
+func cmdMkfifo(ts *testscript.TestScript, neg bool, args []string) {
+	ts.Check(syscall.Mkfifo(ts.MkAbs(args[0]), 0o644))
 }
 
 // expand FILE...: replace $VAR and ${VAR} in each file by the script's

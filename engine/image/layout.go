@@ -31,8 +31,8 @@ const layoutFile = `{"imageLayoutVersion":"1.0.0"}`
 // of blobs/sha256 that img does not reference are removed, so rewriting a
 // package's layout leaves exactly the files BuildKit's export would.
 func WriteLayout(dir string, img *Image, blobs Provider) error {
-	bdir := filepath.Join(dir, "blobs", "sha256")
-	if err := os.MkdirAll(bdir, 0o755); err != nil {
+	bdir, err := layoutDirs(dir)
+	if err != nil {
 		return fmt.Errorf("writing layout %s: %w", dir, err)
 	}
 	for _, l := range img.Layers {
@@ -55,6 +55,32 @@ func WriteLayout(dir string, img *Image, blobs Provider) error {
 		return fmt.Errorf("writing layout %s: %w", dir, err)
 	}
 	return nil
+}
+
+// layoutDirs makes dir and dir/blobs/sha256 directories of their own and
+// returns the latter. A layout directory may come from a hostile tree
+// (out/ of a checkout): a symbolic link or file in their place is
+// removed, so that neither the writes nor pruneBlobs's removals follow a
+// link out of it (blobs/sha256 -> /etc would have emptied /etc).
+func layoutDirs(dir string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", err
+	}
+	for _, p := range []string{dir, filepath.Join(dir, "blobs"), filepath.Join(dir, "blobs", "sha256")} {
+		fi, err := os.Lstat(p)
+		if err == nil && fi.IsDir() {
+			continue
+		}
+		if err == nil {
+			if err := os.Remove(p); err != nil {
+				return "", err
+			}
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(dir, "blobs", "sha256"), nil
 }
 
 // pruneBlobs removes the files of bdir that img does not reference (blobs
@@ -97,7 +123,7 @@ func writeLayerBlob(bdir string, d Descriptor, blobs Provider) error {
 }
 
 func present(bdir string, d Descriptor) bool {
-	fi, err := os.Stat(filepath.Join(bdir, d.Digest.Hex()))
+	fi, err := os.Lstat(filepath.Join(bdir, d.Digest.Hex()))
 	return err == nil && fi.Mode().IsRegular() && fi.Size() == d.Size
 }
 
@@ -130,12 +156,14 @@ func writeBlob(bdir string, d Descriptor, r io.Reader) error {
 }
 
 // writeFileAtomic writes want to path via a temp file and rename, skipping
-// the write if path already holds the same bytes.
+// the write if path already is a regular file holding the same bytes.
+// Anything else there (a symbolic link to /dev/zero or a FIFO, say) is
+// replaced unread.
 func writeFileAtomic(path string, want []byte) error {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, want) {
-		return nil
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, want) {
+			return nil
+		}
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
 	if err != nil {

@@ -88,8 +88,9 @@ func readNested(src string) (Descriptor, Index, error) {
 // copyBlobs copies the blobs of layout src to layout dst, except skip
 // (the source's own nested index), verifying each against its name.
 func copyBlobs(src, dst string, skip Digest) error {
-	sdir, ddir := filepath.Join(src, "blobs", "sha256"), filepath.Join(dst, "blobs", "sha256")
-	if err := os.MkdirAll(ddir, 0o755); err != nil {
+	sdir := filepath.Join(src, "blobs", "sha256")
+	ddir, err := layoutDirs(dst)
+	if err != nil {
 		return err
 	}
 	ents, err := os.ReadDir(sdir)
