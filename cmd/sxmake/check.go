@@ -105,7 +105,7 @@ func check(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, jsonOu
 			writeFinding(stdout, fd, files[fd.Pos.File])
 		}
 		for _, r := range failed {
-			fmt.Fprintf(stderr, "sxmake: %s: %s\n", r.Image.Name, describe(r.Err))
+			fmt.Fprintf(stderr, "sxmake: %s: %s\n", safeLine(r.Image.Name), safe(describe(r.Err)))
 		}
 	}
 	summary := fmt.Sprintf("%d findings (%d errors) in %d images", len(findings), errs, len(results))
@@ -166,7 +166,8 @@ func collectFindings(results []engine.ImageCheck) ([]*finding, []engine.ImageChe
 
 // writeFinding prints fd as BuildKit prints a lint warning: the check and
 // its documentation, the message, then the lines around the finding with
-// the finding's own marked ">>>".
+// the finding's own marked ">>>". The message and the lines quote the
+// Containerfile, hostile input: they are made safe for a terminal.
 func writeFinding(w io.Writer, fd *finding, f *rules.File) {
 	level := "WARNING"
 	if fd.err {
@@ -176,7 +177,7 @@ func writeFinding(w io.Writer, fd *finding, f *rules.File) {
 	if fd.Check.URL != "" {
 		fmt.Fprintf(w, " - %s", fd.Check.URL)
 	}
-	fmt.Fprintf(w, "\n%s\n", fd.Message)
+	fmt.Fprintf(w, "\n%s\n", safe(fd.Message))
 	if f != nil {
 		writeSource(w, fd.Pos.File, f.Source(), fd.Pos.Line, fd.EndLine)
 	}
@@ -205,13 +206,13 @@ func writeSource(w io.Writer, name string, src []byte, first, last int) {
 			p++
 		}
 	}
-	fmt.Fprintf(w, "%s:%d\n--------------------\n", name, first)
+	fmt.Fprintf(w, "%s:%d\n--------------------\n", safeLine(name), first)
 	for i := start; i <= end; i++ {
 		mark := "   "
 		if i >= first && i <= last {
 			mark = ">>>"
 		}
-		fmt.Fprintf(w, " %3d | %s %s\n", i, mark, lines[i-1])
+		fmt.Fprintf(w, " %3d | %s %s\n", i, mark, safeLine(lines[i-1]))
 	}
 	fmt.Fprintf(w, "--------------------\n")
 }
