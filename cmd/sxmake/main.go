@@ -157,7 +157,7 @@ func (g *globalFlags) load() (*packages.Tree, error) {
 	tree, err := packages.Load(g.dir, packages.WithExternalImages(imported...))
 	if err == nil && g.verbose && g.stderr != nil {
 		for _, s := range tree.Skipped {
-			fmt.Fprintf(g.stderr, "sxmake: note: %s (StageX's generator skips it too)\n", s)
+			fmt.Fprintf(g.stderr, "sxmake: note: %s (StageX's generator skips it too)\n", safeLine(s.String()))
 		}
 	}
 	return tree, err
