@@ -140,7 +140,7 @@ func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *plat
 	printRemoteSummary(stderr, bf, r)
 	for _, ir := range r.Images {
 		if len(ir.Emulated) > 0 {
-			fmt.Fprintf(stderr, "sxmake: %s%s: RUN steps ran emulated, through %s\n", label, ir.Name, strings.Join(ir.Emulated, ", "))
+			fmt.Fprintf(stderr, "sxmake: %s%s: RUN steps ran emulated, through %s\n", label, safeLine(ir.Name), strings.Join(ir.Emulated, ", "))
 		}
 	}
 	targets := map[string]bool{}

@@ -53,7 +53,7 @@ func printPlan(ctx context.Context, w, stderr io.Writer, g *globalFlags, bf *bui
 	}
 	if len(net.offline) > 0 {
 		fmt.Fprintf(stderr, "sxmake: %d RUN steps of %d images have no --network=none, so StageX's builds give them the network; they run offline unless allowed (--allow-network IMAGE, or a line IMAGE in %s): %s\n",
-			net.steps, len(net.offline), bf.allowlistPath(), strings.Join(net.offline, " "))
+			net.steps, len(net.offline), bf.allowlistPath(), safeLine(strings.Join(net.offline, " ")))
 	}
 	return nil
 }
@@ -77,7 +77,7 @@ func (n *networkPolicy) note(image string) string {
 		n.offline = append(n.offline, image)
 	}
 	n.steps++
-	return "network: offline here; StageX's builds give this step the network (--allow-network " + image + ")"
+	return "network: offline here; StageX's builds give this step the network (--allow-network " + safeLine(image) + ")"
 }
 
 // actionStatus is what a dry run found for one action.
