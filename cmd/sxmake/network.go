@@ -10,6 +10,7 @@ import (
 
 	"github.com/stagex/sxmake/engine"
 	"github.com/stagex/sxmake/packages"
+	"github.com/stagex/sxmake/rules"
 )
 
 // The network allowlist: images whose RUN steps may use the host network,
@@ -68,12 +69,14 @@ func readAllowlist(path string) ([]string, error) {
 	var names []string
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+		raw := sc.Text()
+		line := strings.TrimSpace(raw)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		if strings.ContainsAny(line, " \t") {
-			return nil, fmt.Errorf("%s:%d:1: one image name a line, have %q", path, n, line)
+		if i := strings.IndexAny(line, " \t"); i >= 0 {
+			col := strings.Index(raw, line) + i + 1 // at the blank after the first name
+			return nil, &rules.Error{Pos: rules.Pos{File: path, Line: n, Col: col}, Msg: fmt.Sprintf("one image name a line, have %q", line), Source: raw}
 		}
 		names = append(names, packages.ImageName(line))
 	}
