@@ -185,8 +185,8 @@ func ensureEntry(p string, e emulator) error {
 		if _, err := os.Stat(e.interpreter); err != nil {
 			return fmt.Errorf("the kernel does not run its programs and %s is missing: install the qemu-user-static package (apt-get install qemu-user-static)%s: %w", e.interpreter, e.hint, ErrPlatform)
 		}
-		if err := os.WriteFile(binfmtDir+"/register", []byte(e.registration()), 0); err != nil {
-			return fmt.Errorf("registering %s in binfmt_misc: %w: %v", e.entry, ErrPlatform, err)
+		if err := e.register(); err != nil {
+			return err
 		}
 		b, err = os.ReadFile(entry)
 	}
@@ -205,6 +205,17 @@ func ensureEntry(p string, e emulator) error {
 	}
 	if r != probeEmulated {
 		return fmt.Errorf("binfmt_misc entry %s is enabled but the probe program %s: %w", entry, r, ErrPlatform)
+	}
+	return nil
+}
+
+// register registers e in binfmt_misc. An entry of that name registered
+// meanwhile (by another sxmake, or by update-binfmts) is no error: the
+// caller reads and checks the entry that is there, as if it had found it.
+func (e emulator) register() error {
+	err := os.WriteFile(binfmtDir+"/register", []byte(e.registration()), 0)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("registering %s in binfmt_misc: %w: %v", e.entry, ErrPlatform, err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -151,5 +152,28 @@ func TestI386Probe(t *testing.T) {
 				t.Errorf("%s %s: %v, want exit status %d", qemu, path, err, tc.exit)
 			}
 		})
+	}
+}
+
+// TestRegisterRace: an entry another process registered between
+// ensureEntry's look and its registration (binfmt_misc answers EEXIST) is
+// used, not an error. The entry is the test's own, matching no program.
+func TestRegisterRace(t *testing.T) {
+	sandboxtest.RequiresRoot(t)
+	if err := mountBinfmt(); err != nil {
+		t.Skip(err)
+	}
+	e := emulator{
+		entry:       "sxmake-test-" + strconv.Itoa(os.Getpid()),
+		interpreter: "/bin/true",
+		magic:       `\x00sxmake-test-never`,
+		mask:        `\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff`,
+	}
+	if err := os.WriteFile(binfmtDir+"/register", []byte(e.registration()), 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(binfmtDir+"/"+e.entry, []byte("-1"), 0) })
+	if err := e.register(); err != nil {
+		t.Errorf("registering an entry that exists: %v", err)
 	}
 }
