@@ -20,7 +20,7 @@ type Stats struct {
 	Results      int       // action results
 	Blobs        int       // blobs in the content store
 	BlobBytes    int64     // their size
-	Unreferenced int       // blobs no result, imported image or kept digest names
+	Unreferenced int       // blobs no result, imported image, build record or kept digest names
 	UnrefBytes   int64     // their size
 	Snapshots    int       // unpacked snapshots (derived: rebuilt from blobs)
 	OldestUse    time.Time // the least recent last use of a result
@@ -32,7 +32,7 @@ type usage struct {
 	results []resultUse
 	blobs   map[Digest]int64     // every blob and its size
 	lastUse map[Digest]time.Time // blobs named by results: their latest use
-	pinned  map[Digest]bool      // blobs of imported images
+	pinned  map[Digest]bool      // blobs of imported images, logs of build records
 }
 
 type resultUse struct {
@@ -40,7 +40,7 @@ type resultUse struct {
 	r   Result
 }
 
-func scan(a *Actions, s *ContentStore, im *Images) (*usage, error) {
+func scan(a *Actions, s *ContentStore, im *Images, lg *Logs) (*usage, error) {
 	u := &usage{blobs: map[Digest]int64{}, lastUse: map[Digest]time.Time{}, pinned: map[Digest]bool{}}
 	err := a.Walk(func(k ActionKey, r Result) error {
 		u.results = append(u.results, resultUse{k, r})
@@ -62,7 +62,28 @@ func scan(a *Actions, s *ContentStore, im *Images) (*usage, error) {
 			return nil, err
 		}
 	}
+	if lg != nil {
+		if err := pinLogs(lg, u.pinned); err != nil {
+			return nil, err
+		}
+	}
 	return u, nil
+}
+
+// pinLogs adds the logs that build records name: what sxmake log shows
+// stays as long as the record (the last build of its image) does.
+func pinLogs(lg *Logs, pinned map[Digest]bool) error {
+	return lg.walkBuilds(func(_ string, r *BuildRecord) error {
+		if r == nil {
+			return nil
+		}
+		for _, st := range r.Steps {
+			if !st.Log.IsZero() {
+				pinned[st.Log] = true
+			}
+		}
+		return nil
+	})
 }
 
 // pinImports adds the manifest, config and layers of every imported image.
@@ -100,8 +121,8 @@ func pinImports(im *Images, s *ContentStore, pinned map[Digest]bool) error {
 
 // ComputeStats summarises the cache; keep are digests held elsewhere (the
 // layers of out/), counted as referenced.
-func ComputeStats(a *Actions, s *ContentStore, im *Images, snapDir string, keep map[Digest]bool) (Stats, error) {
-	u, err := scan(a, s, im)
+func ComputeStats(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, keep map[Digest]bool) (Stats, error) {
+	u, err := scan(a, s, im, lg)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -144,7 +165,9 @@ type GCOptions struct {
 	// MaxBytes, if positive, is the size the content store is brought
 	// under, removing the least recently used results first.
 	MaxBytes int64
-	// MaxAge, if positive, removes results not used for longer.
+	// MaxAge, if positive, removes results not used for longer, and
+	// build records (with the logs only they name) of builds that ended
+	// longer ago.
 	MaxAge time.Duration
 	// Keep are digests never removed, nor the results naming them (the
 	// layers of out/ unless asked otherwise).
@@ -157,6 +180,7 @@ type GCOptions struct {
 // GCReport is what Collect removed.
 type GCReport struct {
 	Results   int
+	Builds    int // build records
 	Blobs     int
 	Bytes     int64
 	Snapshots int
@@ -165,10 +189,13 @@ type GCReport struct {
 // Collect removes results, then the blobs no remaining result names. A
 // blob no result ever named (nor an imported image, nor Keep) goes too
 // when older than MaxAge or while the store is over MaxBytes, oldest
-// first. Results go before their blobs, so a process killed meanwhile
-// leaves at worst blobs without results, never the reverse. The hashes
-// of files that are gone or changed go too.
-func Collect(a *Actions, s *ContentStore, im *Images, snapDir string, opts GCOptions) (GCReport, error) {
+// first. The logs a build record names stay while the record does (a
+// record goes when older than MaxAge): sxmake log shows the last build
+// of every image, whatever the store's size. Results go before their
+// blobs, so a process killed meanwhile leaves at worst blobs without
+// results, never the reverse. The hashes of files that are gone or
+// changed go too.
+func Collect(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, opts GCOptions) (GCReport, error) {
 	var rep GCReport
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
@@ -176,7 +203,14 @@ func Collect(a *Actions, s *ContentStore, im *Images, snapDir string, opts GCOpt
 	if err := newFileHashes(a.db).prune(); err != nil {
 		return rep, err
 	}
-	u, err := scan(a, s, im)
+	if lg != nil && opts.MaxAge > 0 {
+		n, err := lg.removeBuilds(opts.Now.Add(-opts.MaxAge))
+		rep.Builds = n
+		if err != nil {
+			return rep, err
+		}
+	}
+	u, err := scan(a, s, im, lg)
 	if err != nil {
 		return rep, err
 	}
@@ -275,9 +309,11 @@ type FsckReport struct {
 }
 
 // Fsck verifies every blob of the content store against its digest
-// (removing the corrupt ones, which are then misses), and that every
-// result decodes and names blobs that are stored, at the size it says.
-func Fsck(a *Actions, s *ContentStore) (FsckReport, error) {
+// (removing the corrupt ones, which are then misses), that every result
+// decodes and names blobs that are stored, at the size it says, and that
+// every build record (lg, unless nil) decodes and names logs that are
+// stored.
+func Fsck(a *Actions, s *ContentStore, lg *Logs) (FsckReport, error) {
 	var rep FsckReport
 	var blobs []Digest
 	if err := s.Walk(func(d Digest, _ int64) error { blobs = append(blobs, d); return nil }); err != nil {
@@ -312,5 +348,33 @@ func Fsck(a *Actions, s *ContentStore) (FsckReport, error) {
 		// A result that does not decode stops Walk: that is a problem too.
 		rep.Problems = append(rep.Problems, err.Error())
 	}
+	if lg != nil {
+		rep.Problems = append(rep.Problems, fsckBuilds(lg, s)...)
+	}
 	return rep, nil
+}
+
+// fsckBuilds checks that build records decode and that the logs they name
+// are stored.
+func fsckBuilds(lg *Logs, s *ContentStore) []string {
+	var problems []string
+	err := lg.walkBuilds(func(path string, r *BuildRecord) error {
+		if r == nil {
+			problems = append(problems, fmt.Sprintf("build record %s: does not decode", filepath.Base(path)))
+			return nil
+		}
+		for i, st := range r.Steps {
+			if st.Log.IsZero() {
+				continue
+			}
+			if _, err := s.Size(st.Log); err != nil {
+				problems = append(problems, fmt.Sprintf("build record %s: step %d: log: %v", filepath.Base(path), i+1, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	return problems
 }
