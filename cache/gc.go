@@ -32,7 +32,14 @@ type usage struct {
 	results []resultUse
 	blobs   map[Digest]int64     // every blob and its size
 	lastUse map[Digest]time.Time // blobs named by results: their latest use
-	pinned  map[Digest]bool      // blobs of imported images, logs of build records
+	pinned  map[Digest]bool      // blobs of imported images
+	logs    map[Digest]int       // logs named by build records: how many
+	builds  []recordUse          // the build records, oldest first
+}
+
+type recordUse struct {
+	path string
+	r    *BuildRecord
 }
 
 type resultUse struct {
@@ -41,7 +48,7 @@ type resultUse struct {
 }
 
 func scan(a *Actions, s *ContentStore, im *Images, lg *Logs) (*usage, error) {
-	u := &usage{blobs: map[Digest]int64{}, lastUse: map[Digest]time.Time{}, pinned: map[Digest]bool{}}
+	u := &usage{blobs: map[Digest]int64{}, lastUse: map[Digest]time.Time{}, pinned: map[Digest]bool{}, logs: map[Digest]int{}}
 	err := a.Walk(func(k ActionKey, r Result) error {
 		u.results = append(u.results, resultUse{k, r})
 		for _, d := range []Digest{r.Layer, r.Log} {
@@ -63,27 +70,29 @@ func scan(a *Actions, s *ContentStore, im *Images, lg *Logs) (*usage, error) {
 		}
 	}
 	if lg != nil {
-		if err := pinLogs(lg, u.pinned); err != nil {
+		if err := u.addBuilds(lg); err != nil {
 			return nil, err
 		}
 	}
 	return u, nil
 }
 
-// pinLogs adds the logs that build records name: what sxmake log shows
-// stays as long as the record (the last build of its image) does.
-func pinLogs(lg *Logs, pinned map[Digest]bool) error {
-	return lg.walkBuilds(func(_ string, r *BuildRecord) error {
+// addBuilds adds the build records and the logs they name: what sxmake
+// log shows stays as long as the record (the last build of its image)
+// does.
+func (u *usage) addBuilds(lg *Logs) error {
+	err := lg.walkBuilds(func(path string, r *BuildRecord) error {
 		if r == nil {
 			return nil
 		}
-		for _, st := range r.Steps {
-			if !st.Log.IsZero() {
-				pinned[st.Log] = true
-			}
+		u.builds = append(u.builds, recordUse{path, r})
+		for _, d := range r.logs() {
+			u.logs[d]++
 		}
 		return nil
 	})
+	sort.SliceStable(u.builds, func(i, j int) bool { return u.builds[i].r.Start.Before(u.builds[j].r.Start) })
+	return err
 }
 
 // pinImports adds the manifest, config and layers of every imported image.
@@ -139,7 +148,7 @@ func ComputeStats(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir str
 	for d, size := range u.blobs {
 		st.Blobs++
 		st.BlobBytes += size
-		if _, named := u.lastUse[d]; !named && !u.pinned[d] && !keep[d] {
+		if _, named := u.lastUse[d]; !named && !u.pinned[d] && u.logs[d] == 0 && !keep[d] {
 			st.Unreferenced++
 			st.UnrefBytes += size
 		}
@@ -189,9 +198,9 @@ type GCReport struct {
 // Collect removes results, then the blobs no remaining result names. A
 // blob no result ever named (nor an imported image, nor Keep) goes too
 // when older than MaxAge or while the store is over MaxBytes, oldest
-// first. The logs a build record names stay while the record does (a
-// record goes when older than MaxAge): sxmake log shows the last build
-// of every image, whatever the store's size. Results go before their
+// first. The logs a build record names stay while the record does: a
+// record goes when older than MaxAge, or, oldest first, while the store
+// is still over MaxBytes once nothing else is left to remove. Results go before their
 // blobs, so a process killed meanwhile leaves at worst blobs without
 // results, never the reverse. The hashes of files that are gone or
 // changed go too.
@@ -228,7 +237,7 @@ func Collect(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, 
 	}
 	removeBlob := func(d Digest) error {
 		size, ok := u.blobs[d]
-		if !ok || u.pinned[d] || opts.Keep[d] {
+		if !ok || u.pinned[d] || u.logs[d] > 0 || opts.Keep[d] {
 			return nil
 		}
 		if err := s.Delete(d); err != nil {
@@ -271,7 +280,7 @@ func Collect(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, 
 	}
 	var orphans []orphan
 	for d := range u.blobs {
-		if refs[d] > 0 || u.pinned[d] || opts.Keep[d] {
+		if refs[d] > 0 || u.pinned[d] || u.logs[d] > 0 || opts.Keep[d] {
 			continue
 		}
 		fi, err := os.Stat(s.path(d))
@@ -287,6 +296,27 @@ func Collect(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, 
 		if old || big {
 			if err := removeBlob(o.d); err != nil {
 				return rep, err
+			}
+		}
+	}
+	// Still over MaxBytes: the oldest build records go, with the logs
+	// nothing else names (sxmake log then has no record of that image).
+	for _, bu := range u.builds {
+		if opts.MaxBytes <= 0 || total <= opts.MaxBytes {
+			break
+		}
+		if bu.r.Status == StatusRunning {
+			continue
+		}
+		if err := os.Remove(bu.path); err != nil {
+			return rep, fmt.Errorf("removing build record: %w", err)
+		}
+		rep.Builds++
+		for _, d := range bu.r.logs() {
+			if u.logs[d]--; u.logs[d] == 0 && refs[d] == 0 {
+				if err := removeBlob(d); err != nil {
+					return rep, err
+				}
 			}
 		}
 	}

@@ -133,6 +133,19 @@ type StepRecord struct {
 	Running string `json:"running,omitempty"`
 }
 
+// logs returns the distinct log blobs r names.
+func (r *BuildRecord) logs() []Digest {
+	seen := map[Digest]bool{}
+	var out []Digest
+	for _, st := range r.Steps {
+		if !st.Log.IsZero() && !seen[st.Log] {
+			seen[st.Log] = true
+			out = append(out, st.Log)
+		}
+	}
+	return out
+}
+
 // recordFile names the record of image on platform: both are escaped
 // into one path element.
 func (l *Logs) recordFile(image, platform string) string {

@@ -175,7 +175,8 @@ func TestRecoverKilledBuild(t *testing.T) {
 
 // gc keeps the logs build records name when it removes the results that
 // named them too, until --max-age removes the records (and then the logs,
-// as any blob nothing names); fsck reports a record whose log is gone.
+// as any blob nothing names), or --max-size cannot be met otherwise;
+// fsck reports a record whose log is gone.
 func TestCollectKeepsRecordedLogs(t *testing.T) {
 	dir := t.TempDir()
 	c, err := Open(dir)
@@ -192,7 +193,7 @@ func TestCollectKeepsRecordedLogs(t *testing.T) {
 		Steps: []StepRecord{{Name: "core-x/build/0", Status: StatusRan, Log: log}}}
 	c.Logs.PutBuild(rec)
 
-	rep, err := Collect(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), GCOptions{MaxBytes: 1, Now: now})
+	rep, err := Collect(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), GCOptions{MaxBytes: 10, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,5 +221,14 @@ func TestCollectKeepsRecordedLogs(t *testing.T) {
 	c.Logs.PutBuild(rec) // names a log no longer stored
 	if rep, _ := Fsck(c.Actions, c.Store, c.Logs); len(rep.Problems) != 1 {
 		t.Errorf("fsck of a record whose log is gone: %q", rep.Problems)
+	}
+
+	// Under a size only removing the record meets, the record goes.
+	log, _, _ = c.Store.Ingest(bytes.NewReader([]byte("the log")), Digest{})
+	if rep, err := Collect(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), GCOptions{MaxBytes: 1, Now: now}); err != nil || rep.Builds != 1 || rep.Blobs != 1 {
+		t.Errorf("gc --max-size under the recorded logs: %+v, %v", rep, err)
+	}
+	if rep, _ := Fsck(c.Actions, c.Store, c.Logs); len(rep.Problems) != 0 {
+		t.Errorf("fsck after gc removed a record: %q", rep.Problems)
 	}
 }

@@ -176,7 +176,8 @@ that no remaining result names, until the content store is under
 in the layouts of out/ are kept unless --include-out is given; blobs of
 imported images are always kept, and so are the logs of the last build of
 each image (what sxmake log shows) until that build is older than
---max-age.`,
+--max-age or, oldest first, while the store is still over --max-size
+once nothing else is left to remove.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var opts cache.GCOptions

@@ -230,9 +230,9 @@ func TestEstimateAndTimings(t *testing.T) {
 	tree := busyboxTree(t, map[string]string{
 		// Long steps: a step's own time (the sandbox's start, the layer)
 		// varies between builds on a loaded machine, its sleep does not.
-		"a": "FROM stagex/bootstrap-busybox AS package\nRUN sleep 5\n",
-		"b": "FROM stagex/user-a AS package\nRUN sleep 5\n",
-		"c": "FROM stagex/bootstrap-busybox AS package\nRUN sleep 7\n",
+		"a": "FROM stagex/bootstrap-busybox AS package\nRUN sleep 10\n",
+		"b": "FROM stagex/user-a AS package\nRUN sleep 10\n",
+		"c": "FROM stagex/bootstrap-busybox AS package\nRUN sleep 14\n",
 	})
 	cacheDir, out := filepath.Join(t.TempDir(), "cache"), t.TempDir()
 	args := []string{"-C", tree, "--cache-dir", cacheDir, "-o", out, "-j", "2"}
