@@ -170,7 +170,7 @@ func (lr *logReader) list(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "%s %s %s, started %s\n", r.Image, r.Platform, r.Status, r.Start.Local().Format(time.DateTime))
+	fmt.Fprintf(w, "%s %s %s, started %s\n", safeLine(r.Image), safeLine(r.Platform), r.Status, r.Start.Local().Format(time.DateTime))
 	for i, s := range r.Steps {
 		fmt.Fprintf(w, "%3d  %-11s %8s  %s\n", i+1, s.Status, stepTime(s), safeLine(s.Label))
 	}

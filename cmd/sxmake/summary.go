@@ -14,7 +14,8 @@ import (
 
 // printTimes prints, after a build that ran actions, its slowest steps and
 // its critical path: the chain of images, each waiting for the one before,
-// that the build's wall time was spent on.
+// that the build's wall time was spent on. Names and steps' text are made
+// safe for a terminal (terminal.go).
 func printTimes(w io.Writer, label string, pb *platformBuild) {
 	slow := slowest(pb.report.Actions, 5)
 	if len(slow) == 0 {
@@ -22,7 +23,7 @@ func printTimes(w io.Writer, label string, pb *platformBuild) {
 	}
 	fmt.Fprintf(w, "sxmake: %sslowest steps:\n", label)
 	for _, a := range slow {
-		fmt.Fprintf(w, "  %8s  [%s] %s\n", shortDuration(a.End.Sub(a.Start)), a.Image, a.Action)
+		fmt.Fprintf(w, "  %8s  [%s] %s\n", shortDuration(a.End.Sub(a.Start)), safeLine(a.Image), safeLine(a.Action))
 	}
 	path := criticalPath(pb.plan, pb.report)
 	var total time.Duration
@@ -32,7 +33,7 @@ func printTimes(w io.Writer, label string, pb *platformBuild) {
 		if i > 0 {
 			line += " > "
 		}
-		line += fmt.Sprintf("%s %s", ir.Name, shortDuration(ir.End.Sub(ir.Start)))
+		line += fmt.Sprintf("%s %s", safeLine(ir.Name), shortDuration(ir.End.Sub(ir.Start)))
 	}
 	fmt.Fprintf(w, "sxmake: %scritical path %s: %s\n", label, shortDuration(total), line)
 }
