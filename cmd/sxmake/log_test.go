@@ -61,8 +61,8 @@ const (
 	loudLine = "0123456789abcdef0123456789abcde\n" // 32 bytes
 	loudSize = 1 << 30
 	// loudDigest is the digest of user-loud's image as sxmake built it
-	// before logs streamed to disk (main at cfec968), and as BuildKit
-	// v0.26.3 builds it: what the step prints changes no byte.
+	// before logs streamed to disk (main at cfec968): what the step
+	// prints changes no byte.
 	loudDigest = "6d4011001424123b3b03f01c06907f1243ffa6a87538c306dd9ace99112d02c4"
 )
 
