@@ -86,8 +86,8 @@ func (t textLines) line(ev engine.Event) bool {
 		fmt.Fprintf(t.w, "[%s] image  %s\n", t.tag(ev), ev.Digest)
 	case engine.CacheWarning:
 		fmt.Fprintf(t.w, "[%s] warning %s: %s\n", t.tag(ev), safeLine(ev.Action), safe(fmt.Sprint(ev.Err)))
-	case engine.CheckWarning:
-		printCheckWarning(t.w, ev)
+	case engine.CheckWarning: // a Dockerfile check's finding that does not fail the build
+		fmt.Fprintf(t.w, "[%s] warning %s\n", t.tag(ev), safe(fmt.Sprint(ev.Finding)))
 	default:
 		return false
 	}
@@ -113,12 +113,6 @@ func (t textLines) failure(ev engine.Event) {
 		}
 		fmt.Fprintf(t.w, "[%s] the whole log: %s %s %d\n", tag, cmd, shellQuote(safeLine(ev.Image)), ev.Step)
 	}
-}
-
-// printCheckWarning prints a Dockerfile check's finding that does not
-// fail the build.
-func printCheckWarning(w io.Writer, ev engine.Event) {
-	fmt.Fprintf(w, "[%s] warning %s\n", safeLine(ev.Image), safe(fmt.Sprint(ev.Finding)))
 }
 
 // emulationNotice says, once per emulator, that RUN steps run emulated.
