@@ -10,6 +10,9 @@ FUZZTIME  ?= 60s
 # sxbench's sources1g compares with sxmake as it was before it kept file
 # hashes (issue 18): the main commit that work started from.
 BENCH_BEFORE ?= 019bb59
+# demo-cold and demo-cached compare with sxmake before logs went to disk
+# (issue 16): the main commit that work started from.
+BENCH_LOGS_BEFORE ?= cfec968
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The sandbox's seccomp profile needs libseccomp (installed by deps).
 export GOFLAGS := -tags=seccomp
@@ -46,10 +49,11 @@ fuzz: deps
 	done
 
 # Benchmarks: Go micro-benchmarks, then whole commands against their peers
-# (runc, BuildKit) in the same run. Results go in BENCHMARKS.md.
+# (runc, BuildKit, and sxmake as it was at a git revision) in the same
+# run. Results go in BENCHMARKS.md.
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 10x -count 5 ./... | tee bench.out
-	$(GO) run ./cmd/sxbench -sxmake $(BIN) -before-rev $(BENCH_BEFORE) | tee -a bench.out
+	$(GO) run ./cmd/sxbench -sxmake $(BIN) -before-rev $(BENCH_BEFORE) -logs-before-rev $(BENCH_LOGS_BEFORE) | tee -a bench.out
 	$(GO) run ./cmd/sandbox-bench -n 50 | tee -a bench.out
 
 # Every image of the demo tree and of the compat corpus, built by sxmake and

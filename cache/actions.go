@@ -26,6 +26,9 @@ import (
 //	                   last run of that action, for --explain
 //	files/
 //	  <absolute path> -> a file's identity and SHA-256, binary (FileHashes)
+//	durations/
+//	  <action name> -> how long the last run of that action took, in
+//	                   nanoseconds (a big-endian int64), for estimates
 //
 // An unknown schema version is not migrated: the file is removed and
 // recreated, since every entry can be rebuilt (ninja's build log does the
@@ -36,6 +39,7 @@ var (
 	bucketMeta    = []byte("meta")
 	bucketResults = []byte("results")
 	bucketExplain = []byte("explain")
+	bucketTimes   = []byte("durations")
 	keyVersion    = []byte("version")
 )
 
@@ -214,8 +218,8 @@ func (a *Actions) Put(key ActionKey, r Result) error {
 	return a.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketResults).Put(key[:], data) })
 }
 
-// PutRun stores the result of an action that ran under key, and rec as
-// the last run of the named action, in one transaction.
+// PutRun stores the result of an action that ran under key, and rec and
+// r.Duration as the last run of the named action, in one transaction.
 func (a *Actions) PutRun(key ActionKey, r Result, name string, rec Record) error {
 	if r.Created.IsZero() {
 		r.Created = a.now()
@@ -232,8 +236,27 @@ func (a *Actions) PutRun(key ActionKey, r Result, name string, rec Record) error
 		if err := tx.Bucket(bucketResults).Put(key[:], res); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bucketTimes).Put([]byte(name), binary.BigEndian.AppendUint64(nil, uint64(r.Duration))); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketExplain).Put([]byte(name), rc)
 	})
+}
+
+// Durations returns how long the last run of each named action took, for
+// those that ran (with this schema).
+func (a *Actions) Durations(names []string) map[string]time.Duration {
+	out := make(map[string]time.Duration, len(names))
+	_ = a.view(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTimes)
+		for _, n := range names {
+			if v := b.Get([]byte(n)); len(v) == 8 {
+				out[n] = time.Duration(binary.BigEndian.Uint64(v))
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 // LastRecord returns the record of the last run of the named action, or an
@@ -314,7 +337,7 @@ func (a *Actions) open() (*bolt.DB, error) {
 		if m := tx.Bucket(bucketMeta); m != nil {
 			version = append(version, m.Get(keyVersion)...)
 		}
-		for _, b := range [][]byte{bucketMeta, bucketResults, bucketExplain, bucketFiles} {
+		for _, b := range [][]byte{bucketMeta, bucketResults, bucketExplain, bucketFiles, bucketTimes} {
 			ready = ready && tx.Bucket(b) != nil
 		}
 		return nil
@@ -330,7 +353,7 @@ func (a *Actions) open() (*bolt.DB, error) {
 		return db, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketResults, bucketExplain, bucketFiles} {
+		for _, b := range [][]byte{bucketMeta, bucketResults, bucketExplain, bucketFiles, bucketTimes} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

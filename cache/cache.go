@@ -3,11 +3,15 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // Cache is a cache directory opened whole: its action cache, content
-// store, snapshots, imported images and the hashes of files it read. It
+// store, snapshots, imported images, the hashes of files it read and
+// the logs of builds. It
 // holds the directory's lock (the action cache's) from Open to Close, so
 // that no two processes build on, or collect, one cache at once.
 type Cache struct {
@@ -17,11 +21,13 @@ type Cache struct {
 	Snapshots *Snapshots
 	Images    *Images
 	Files     *FileHashes
+	Logs      *Logs
 }
 
 // Open opens the cache in dir, creating what is missing. It takes the lock
 // first (waiting for another process as OpenActions says, or as WithWait
-// says), then cleans what a killed process left among the snapshots.
+// says), then cleans what a killed process left among the snapshots and
+// stores the logs of the steps it was running.
 func Open(dir string, opts ...OpenOption) (*Cache, error) {
 	a, err := OpenActions(dir, opts...)
 	if err != nil {
@@ -30,6 +36,12 @@ func Open(dir string, opts ...OpenOption) (*Cache, error) {
 	c := &Cache{Dir: dir, Actions: a, Images: OpenImages(dir), Files: newFileHashes(a.db)}
 	if c.Store, err = OpenContentStore(filepath.Join(dir, "content")); err == nil {
 		c.Snapshots, err = OpenSnapshots(c.SnapshotDir())
+	}
+	if err == nil {
+		c.Logs, err = OpenLogs(dir, c.Store)
+	}
+	if err == nil {
+		err = c.Logs.recover()
 	}
 	if err != nil {
 		return nil, errors.Join(err, a.Close())
@@ -47,4 +59,21 @@ func (c *Cache) Close() error {
 		return fmt.Errorf("closing cache %s: %w", c.Dir, err)
 	}
 	return nil
+}
+
+// Busy reports whether a process holds the cache in dir (a build, or a
+// cache command), without waiting for it. It takes the lock for an
+// instant when it is free.
+func Busy(dir string) bool {
+	f, err := os.Open(filepath.Join(dir, "actions.db"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	// bbolt holds an exclusive flock on the file while it is open.
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return errors.Is(err, unix.EWOULDBLOCK)
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
 }

@@ -191,7 +191,13 @@ func (s *ContentStore) Ingest(r io.Reader, want Digest) (Digest, int64, error) {
 // Writer starts a new blob. Write to it, then Commit; Close without Commit
 // discards what was written.
 func (s *ContentStore) Writer() (*ContentWriter, error) {
-	f, err := os.CreateTemp(s.ingestDir(), "ingest-*")
+	return s.writerIn(s.ingestDir(), "ingest-*")
+}
+
+// writerIn starts a new blob in a temp file of dir (on the store's file
+// system) named after pattern, as os.CreateTemp does.
+func (s *ContentStore) writerIn(dir, pattern string) (*ContentWriter, error) {
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return nil, fmt.Errorf("starting ingest: %w", err)
 	}

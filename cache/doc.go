@@ -6,6 +6,8 @@
 //	             hashes of files outside the cache (FileHashes)
 //	snapshots/   unpacked layers, one directory per chain ID
 //	images/      imported images (sxmake import): <name>.json each (Images)
+//	logs/        the output of running actions and the record of the last
+//	             build of each image, read without the lock (Logs)
 //
 // Vocabulary:
 //
@@ -18,6 +20,9 @@
 //     its log blob, how long it took, when it was made and last used.
 //   - record: the key and labelled inputs of the last run of a named
 //     action (Record), kept so that --explain can say what changed.
+//   - build record: the steps of the last build of an image on a
+//     platform, their status, times and logs (BuildRecord), for sxmake
+//     log.
 //   - chain ID: the identity of a stack of layers by content (ChainID).
 //   - snapshot: the unpacked form of a stack's top layer, in overlayfs
 //     upper-dir form (the bottom layer's as a plain directory), usable as

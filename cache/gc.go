@@ -20,7 +20,7 @@ type Stats struct {
 	Results      int       // action results
 	Blobs        int       // blobs in the content store
 	BlobBytes    int64     // their size
-	Unreferenced int       // blobs no result, imported image or kept digest names
+	Unreferenced int       // blobs no result, imported image, build record or kept digest names
 	UnrefBytes   int64     // their size
 	Snapshots    int       // unpacked snapshots (derived: rebuilt from blobs)
 	OldestUse    time.Time // the least recent last use of a result
@@ -33,6 +33,13 @@ type usage struct {
 	blobs   map[Digest]int64     // every blob and its size
 	lastUse map[Digest]time.Time // blobs named by results: their latest use
 	pinned  map[Digest]bool      // blobs of imported images
+	logs    map[Digest]int       // logs named by build records: how many
+	builds  []recordUse          // the build records, oldest first
+}
+
+type recordUse struct {
+	path string
+	r    *BuildRecord
 }
 
 type resultUse struct {
@@ -40,8 +47,8 @@ type resultUse struct {
 	r   Result
 }
 
-func scan(a *Actions, s *ContentStore, im *Images) (*usage, error) {
-	u := &usage{blobs: map[Digest]int64{}, lastUse: map[Digest]time.Time{}, pinned: map[Digest]bool{}}
+func scan(a *Actions, s *ContentStore, im *Images, lg *Logs) (*usage, error) {
+	u := &usage{blobs: map[Digest]int64{}, lastUse: map[Digest]time.Time{}, pinned: map[Digest]bool{}, logs: map[Digest]int{}}
 	err := a.Walk(func(k ActionKey, r Result) error {
 		u.results = append(u.results, resultUse{k, r})
 		for _, d := range []Digest{r.Layer, r.Log} {
@@ -62,7 +69,30 @@ func scan(a *Actions, s *ContentStore, im *Images) (*usage, error) {
 			return nil, err
 		}
 	}
+	if lg != nil {
+		if err := u.addBuilds(lg); err != nil {
+			return nil, err
+		}
+	}
 	return u, nil
+}
+
+// addBuilds adds the build records and the logs they name: what sxmake
+// log shows stays as long as the record (the last build of its image)
+// does.
+func (u *usage) addBuilds(lg *Logs) error {
+	err := lg.walkBuilds(func(path string, r *BuildRecord) error {
+		if r == nil {
+			return nil
+		}
+		u.builds = append(u.builds, recordUse{path, r})
+		for _, d := range r.logs() {
+			u.logs[d]++
+		}
+		return nil
+	})
+	sort.SliceStable(u.builds, func(i, j int) bool { return u.builds[i].r.Start.Before(u.builds[j].r.Start) })
+	return err
 }
 
 // pinImports adds the manifest, config and layers of every imported image.
@@ -100,8 +130,8 @@ func pinImports(im *Images, s *ContentStore, pinned map[Digest]bool) error {
 
 // ComputeStats summarises the cache; keep are digests held elsewhere (the
 // layers of out/), counted as referenced.
-func ComputeStats(a *Actions, s *ContentStore, im *Images, snapDir string, keep map[Digest]bool) (Stats, error) {
-	u, err := scan(a, s, im)
+func ComputeStats(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, keep map[Digest]bool) (Stats, error) {
+	u, err := scan(a, s, im, lg)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -118,7 +148,7 @@ func ComputeStats(a *Actions, s *ContentStore, im *Images, snapDir string, keep 
 	for d, size := range u.blobs {
 		st.Blobs++
 		st.BlobBytes += size
-		if _, named := u.lastUse[d]; !named && !u.pinned[d] && !keep[d] {
+		if _, named := u.lastUse[d]; !named && !u.pinned[d] && u.logs[d] == 0 && !keep[d] {
 			st.Unreferenced++
 			st.UnrefBytes += size
 		}
@@ -144,7 +174,9 @@ type GCOptions struct {
 	// MaxBytes, if positive, is the size the content store is brought
 	// under, removing the least recently used results first.
 	MaxBytes int64
-	// MaxAge, if positive, removes results not used for longer.
+	// MaxAge, if positive, removes results not used for longer, and
+	// build records (with the logs only they name) of builds that ended
+	// longer ago.
 	MaxAge time.Duration
 	// Keep are digests never removed, nor the results naming them (the
 	// layers of out/ unless asked otherwise).
@@ -157,6 +189,7 @@ type GCOptions struct {
 // GCReport is what Collect removed.
 type GCReport struct {
 	Results   int
+	Builds    int // build records
 	Blobs     int
 	Bytes     int64
 	Snapshots int
@@ -165,10 +198,13 @@ type GCReport struct {
 // Collect removes results, then the blobs no remaining result names. A
 // blob no result ever named (nor an imported image, nor Keep) goes too
 // when older than MaxAge or while the store is over MaxBytes, oldest
-// first. Results go before their blobs, so a process killed meanwhile
-// leaves at worst blobs without results, never the reverse. The hashes
-// of files that are gone or changed go too.
-func Collect(a *Actions, s *ContentStore, im *Images, snapDir string, opts GCOptions) (GCReport, error) {
+// first. The logs a build record names stay while the record does: a
+// record goes when older than MaxAge, or, oldest first, while the store
+// is still over MaxBytes once nothing else is left to remove. Results go before their
+// blobs, so a process killed meanwhile leaves at worst blobs without
+// results, never the reverse. The hashes of files that are gone or
+// changed go too.
+func Collect(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, opts GCOptions) (GCReport, error) {
 	var rep GCReport
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
@@ -176,7 +212,14 @@ func Collect(a *Actions, s *ContentStore, im *Images, snapDir string, opts GCOpt
 	if err := newFileHashes(a.db).prune(); err != nil {
 		return rep, err
 	}
-	u, err := scan(a, s, im)
+	if lg != nil && opts.MaxAge > 0 {
+		n, err := lg.removeBuilds(opts.Now.Add(-opts.MaxAge))
+		rep.Builds = n
+		if err != nil {
+			return rep, err
+		}
+	}
+	u, err := scan(a, s, im, lg)
 	if err != nil {
 		return rep, err
 	}
@@ -194,7 +237,7 @@ func Collect(a *Actions, s *ContentStore, im *Images, snapDir string, opts GCOpt
 	}
 	removeBlob := func(d Digest) error {
 		size, ok := u.blobs[d]
-		if !ok || u.pinned[d] || opts.Keep[d] {
+		if !ok || u.pinned[d] || u.logs[d] > 0 || opts.Keep[d] {
 			return nil
 		}
 		if err := s.Delete(d); err != nil {
@@ -237,7 +280,7 @@ func Collect(a *Actions, s *ContentStore, im *Images, snapDir string, opts GCOpt
 	}
 	var orphans []orphan
 	for d := range u.blobs {
-		if refs[d] > 0 || u.pinned[d] || opts.Keep[d] {
+		if refs[d] > 0 || u.pinned[d] || u.logs[d] > 0 || opts.Keep[d] {
 			continue
 		}
 		fi, err := os.Stat(s.path(d))
@@ -253,6 +296,27 @@ func Collect(a *Actions, s *ContentStore, im *Images, snapDir string, opts GCOpt
 		if old || big {
 			if err := removeBlob(o.d); err != nil {
 				return rep, err
+			}
+		}
+	}
+	// Still over MaxBytes: the oldest build records go, with the logs
+	// nothing else names (sxmake log then has no record of that image).
+	for _, bu := range u.builds {
+		if opts.MaxBytes <= 0 || total <= opts.MaxBytes {
+			break
+		}
+		if bu.r.Status == StatusRunning {
+			continue
+		}
+		if err := os.Remove(bu.path); err != nil {
+			return rep, fmt.Errorf("removing build record: %w", err)
+		}
+		rep.Builds++
+		for _, d := range bu.r.logs() {
+			if u.logs[d]--; u.logs[d] == 0 && refs[d] == 0 {
+				if err := removeBlob(d); err != nil {
+					return rep, err
+				}
 			}
 		}
 	}
@@ -275,9 +339,11 @@ type FsckReport struct {
 }
 
 // Fsck verifies every blob of the content store against its digest
-// (removing the corrupt ones, which are then misses), and that every
-// result decodes and names blobs that are stored, at the size it says.
-func Fsck(a *Actions, s *ContentStore) (FsckReport, error) {
+// (removing the corrupt ones, which are then misses), that every result
+// decodes and names blobs that are stored, at the size it says, and that
+// every build record (lg, unless nil) decodes and names logs that are
+// stored.
+func Fsck(a *Actions, s *ContentStore, lg *Logs) (FsckReport, error) {
 	var rep FsckReport
 	var blobs []Digest
 	if err := s.Walk(func(d Digest, _ int64) error { blobs = append(blobs, d); return nil }); err != nil {
@@ -312,5 +378,33 @@ func Fsck(a *Actions, s *ContentStore) (FsckReport, error) {
 		// A result that does not decode stops Walk: that is a problem too.
 		rep.Problems = append(rep.Problems, err.Error())
 	}
+	if lg != nil {
+		rep.Problems = append(rep.Problems, fsckBuilds(lg, s)...)
+	}
 	return rep, nil
+}
+
+// fsckBuilds checks that build records decode and that the logs they name
+// are stored.
+func fsckBuilds(lg *Logs, s *ContentStore) []string {
+	var problems []string
+	err := lg.walkBuilds(func(path string, r *BuildRecord) error {
+		if r == nil {
+			problems = append(problems, fmt.Sprintf("build record %s: does not decode", filepath.Base(path)))
+			return nil
+		}
+		for i, st := range r.Steps {
+			if st.Log.IsZero() {
+				continue
+			}
+			if _, err := s.Size(st.Log); err != nil {
+				problems = append(problems, fmt.Sprintf("build record %s: step %d: log: %v", filepath.Base(path), i+1, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	return problems
 }

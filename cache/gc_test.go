@@ -49,7 +49,7 @@ func TestCollect(t *testing.T) {
 				}
 			}
 			tc.opts.Now = now
-			if _, err := Collect(a, s, nil, dir+"/snapshots", tc.opts); err != nil {
+			if _, err := Collect(a, s, nil, nil, dir+"/snapshots", tc.opts); err != nil {
 				t.Fatal(err)
 			}
 			var left []int
@@ -91,12 +91,12 @@ func TestFsck(t *testing.T) {
 	}
 	d, n, _ := s.Ingest(bytes.NewReader(blobBytes(1)), Digest{})
 	a.Put(ActionKey{1}, Result{Layer: d, LayerSize: n})
-	rep, err := Fsck(a, s)
+	rep, err := Fsck(a, s, nil)
 	if err != nil || len(rep.Problems) != 0 || rep.Results != 1 || rep.Blobs != 1 {
 		t.Fatalf("sound cache: %+v, %v", rep, err)
 	}
 	a.Put(ActionKey{2}, Result{Layer: blobOf(2), LayerSize: 100})
-	rep, _ = Fsck(a, s)
+	rep, _ = Fsck(a, s, nil)
 	if len(rep.Problems) != 1 {
 		t.Errorf("a result without its layer: problems %q", rep.Problems)
 	}

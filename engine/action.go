@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +44,7 @@ type action struct {
 // once from the same Containerfile stage (a package and its subpackage)
 // share their actions: the second waits for the first's result.
 func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
+	begin := time.Now()
 	b := ib.b
 	key := a.in.key()
 	f, leader := b.flight(key)
@@ -56,13 +56,11 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 		}
 	}
 	if !b.noCache || !leader {
-		if l, ok := ib.lookup(key, a.parent); ok {
-			ib.cached++
-			b.reach(key, cache.Digest(l.DiffID))
-			ib.emit(Event{Kind: ActionCached, Action: a.label, Name: a.name})
+		if l, log, ok := ib.lookup(key, a.parent); ok {
 			if leader {
-				b.land(key, f)
+				defer b.land(key, f)
 			}
+			ib.cachedAction(a, key, l, log, begin)
 			return l, nil
 		}
 	}
@@ -70,16 +68,13 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 		// The other run failed or was not kept: run it here.
 		return ib.do(ctx, a)
 	}
+	defer b.land(key, f)
 	if !b.noCache && !b.dryRun && len(b.remotes.from) > 0 {
-		if l, ok := ib.pull(ctx, key, a); ok {
-			ib.cached++
-			b.reach(key, cache.Digest(l.DiffID))
-			ib.emit(Event{Kind: ActionCached, Action: a.label, Name: a.name})
-			b.land(key, f)
+		if l, log, ok := ib.pull(ctx, key, a); ok {
+			ib.cachedAction(a, key, l, log, begin)
 			return l, nil
 		}
 	}
-	defer b.land(key, f)
 	if b.dryRun {
 		ib.emit(Event{Kind: ActionWouldRun, Action: a.label, Name: a.name, Explain: ib.explain(a)})
 		return nil, ErrWouldRun
@@ -88,22 +83,71 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 		return nil, err
 	}
 	defer b.release()
-	ib.emit(Event{Kind: ActionStarted, Action: a.label})
-	start := time.Now()
-	l, logData, err := ib.run1(ctx, a)
-	d := time.Since(start)
+	return ib.runAction(ctx, a, key)
+}
+
+// cachedAction reports a's result l, found in a cache, whose run printed
+// the blob log.
+func (ib *imageBuild) cachedAction(a *action, key cache.ActionKey, l *layer, log cache.Digest, begin time.Time) {
+	ib.cached++
+	ib.b.reach(key, cache.Digest(l.DiffID))
+	end := time.Now()
+	ib.rec.ended(a.name, cache.StatusCached, log, begin, end)
+	ib.emit(Event{Kind: ActionCached, Action: a.label, Name: a.name, Step: ib.rec.number(a.name), Time: end, Duration: end.Sub(begin)})
+}
+
+// runAction runs a, whose key is key, and stores its result. Its output
+// streams to a log file of the cache as it is printed (sxmake log -f reads
+// it meanwhile), which becomes a blob when the action ends, whatever the
+// outcome; a killed process leaves the file (cache.Logs).
+func (ib *imageBuild) runAction(ctx context.Context, a *action, key cache.ActionKey) (*layer, error) {
+	b := ib.b
+	log, err := b.logs.Create()
 	if err != nil {
-		ib.emit(Event{Kind: ActionFailed, Action: a.label, Duration: d, Err: err, Log: logData, Emulator: a.emulator})
 		return nil, err
 	}
-	var logDigest cache.Digest
-	if len(logData) > 0 {
-		if logDigest, _, err = b.store.Ingest(bytes.NewReader(logData), cache.Digest{}); err != nil {
-			return nil, err
-		}
+	defer log.Close()
+	start := time.Now()
+	step := ib.rec.number(a.name)
+	if err := ib.rec.started(a.name, log.Name(), start); err != nil {
+		return nil, err
 	}
+	ib.emit(Event{Kind: ActionStarted, Action: a.label, Name: a.name, Step: step, Time: start})
+	out := &stepOutput{log: log, emit: func(p []byte) {
+		ib.emit(Event{Kind: ActionLog, Action: a.label, Name: a.name, Step: step, Log: p})
+	}}
+	l, err := ib.run1(ctx, a, out)
+	if err == nil && out.err != nil {
+		err = fmt.Errorf("writing the log: %w", out.err)
+	}
+	end := time.Now()
+	var tail []byte
+	if err != nil {
+		tail = log.Tail(failureTail)
+	}
+	logDigest, cerr := log.Commit()
+	if err == nil && cerr != nil {
+		err = fmt.Errorf("storing the log: %w", cerr)
+	}
+	if err != nil {
+		status := cache.StatusFailed
+		if ctx.Err() != nil {
+			status = cache.StatusInterrupted
+		}
+		ib.rec.ended(a.name, status, logDigest, start, end)
+		if werr := ib.rec.write(); werr != nil {
+			err = errors.Join(err, werr)
+		}
+		ib.emit(Event{Kind: ActionFailed, Action: a.label, Name: a.name, Step: step, Time: end, Duration: end.Sub(start), Err: err, Log: tail, Emulator: a.emulator})
+		return nil, err
+	}
+	d := end.Sub(start)
 	res := cache.Result{Layer: l.Digest, DiffID: cache.Digest(l.DiffID), LayerSize: l.Size, Log: logDigest, Duration: d}
 	if err := b.actions.PutRun(key, res, a.name, cache.Record{Key: key.String(), Inputs: a.in.lines}); err != nil {
+		return nil, err
+	}
+	ib.rec.ended(a.name, cache.StatusRan, logDigest, start, end)
+	if err := ib.rec.write(); err != nil {
 		return nil, err
 	}
 	l.key = key
@@ -112,9 +156,13 @@ func (ib *imageBuild) do(ctx context.Context, a *action) (*layer, error) {
 		ib.emulated[a.emulator] = true
 	}
 	b.reach(key, cache.Digest(l.DiffID))
-	ib.emit(Event{Kind: ActionDone, Action: a.label, Name: a.name, Duration: d, Process: a.process, Emulator: a.emulator})
+	ib.emit(Event{Kind: ActionDone, Action: a.label, Name: a.name, Step: step, Time: end, Duration: d, Process: a.process, Emulator: a.emulator})
 	return l, nil
 }
+
+// failureTail is how much of a failed action's log its event carries:
+// the progress output prints its last lines.
+const failureTail = 64 << 10
 
 // inFlight is an action being looked up or run; done closes when it ends.
 type inFlight struct{ done chan struct{} }
@@ -170,18 +218,19 @@ func (ib *imageBuild) explain(a *action) []string {
 	return lines
 }
 
-// lookup returns the cached layer of key, if its blob is in the store.
-func (ib *imageBuild) lookup(key cache.ActionKey, parent *state) (*layer, bool) {
+// lookup returns the cached layer of key, if its blob is in the store, and
+// the log of the run that made it.
+func (ib *imageBuild) lookup(key cache.ActionKey, parent *state) (*layer, cache.Digest, bool) {
 	res, err := ib.b.actions.Get(key)
 	if err != nil || res.Layer.IsZero() {
-		return nil, false
+		return nil, cache.Digest{}, false
 	}
 	if size, err := ib.b.store.Size(res.Layer); err != nil || size != res.LayerSize {
-		return nil, false
+		return nil, cache.Digest{}, false
 	}
 	l := &layer{Layer: resultLayer(res), key: key}
 	l.chain = cache.Chain(parent.chain(), res.DiffID)
-	return l, true
+	return l, res.Log, true
 }
 
 // resultLayer is the layer of a cached result: a gzip blob as BuildKit
@@ -199,9 +248,9 @@ func resultLayer(res cache.Result) image.Layer {
 }
 
 // run1 runs a: prepares the parent's snapshots and an upper dir, applies
-// the step, diffs the upper dir into a layer blob and keeps the upper dir
-// as the new snapshot.
-func (ib *imageBuild) run1(ctx context.Context, a *action) (*layer, []byte, error) {
+// the step (its output to log), diffs the upper dir into a layer blob and
+// keeps the upper dir as the new snapshot.
+func (ib *imageBuild) run1(ctx context.Context, a *action, log io.Writer) (*layer, error) {
 	b := ib.b
 	base := a.parent.layers
 	if a.link {
@@ -209,32 +258,33 @@ func (ib *imageBuild) run1(ctx context.Context, a *action) (*layer, []byte, erro
 	}
 	lowers, err := b.lowerDirs(base)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	upper, work, err := b.snaps.Prepare()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer b.snaps.Discard(upper)
-	var log bytes.Buffer
-	w := &eventWriter{buf: &log, emit: func(p []byte) {
-		ib.emit(Event{Kind: ActionLog, Action: a.label, Log: p})
-	}}
-	if err := a.apply(ctx, lowers, upper, work, w); err != nil {
-		return nil, log.Bytes(), err
+	if err := a.apply(ctx, lowers, upper, work, log); err != nil {
+		return nil, err
 	}
-	l, err := b.commitLayer(ctx, a.parent, base, upper, a.exported)
-	return l, log.Bytes(), err
+	return b.commitLayer(ctx, a.parent, base, upper, a.exported)
 }
 
-// eventWriter keeps what a step prints and reports it as events.
-type eventWriter struct {
-	buf  *bytes.Buffer
+// stepOutput is where a running step's output goes: its log file and
+// events. It keeps nothing itself, so sxmake's memory does not grow with
+// what a step prints. A failed write to the log is kept for the action
+// to report; the step goes on.
+type stepOutput struct {
+	log  io.Writer
 	emit func([]byte)
+	err  error
 }
 
-func (w *eventWriter) Write(p []byte) (int, error) {
-	w.buf.Write(p)
+func (w *stepOutput) Write(p []byte) (int, error) {
+	if w.err == nil {
+		_, w.err = w.log.Write(p)
+	}
 	w.emit(append([]byte(nil), p...))
 	return len(p), nil
 }

@@ -44,6 +44,7 @@ type Builder struct {
 	store   *cache.ContentStore
 	actions *cache.Actions
 	snaps   *cache.Snapshots
+	logs    *cache.Logs
 	imports *Imports // images imported into the cache (external.go)
 	hashes  *cache.FileHashes
 
@@ -104,6 +105,7 @@ func NewBuilder(tree *packages.Tree, c *cache.Cache, runner Runner, opts ...Opti
 		store:   c.Store,
 		actions: c.Actions,
 		snaps:   c.Snapshots,
+		logs:    c.Logs,
 		imports: NewImports(c),
 		hashes:  c.Files,
 		jobs:    runtime.NumCPU(),
@@ -128,6 +130,8 @@ type planBuild struct {
 	*Builder
 	outDir string
 	events func(Event)
+	every  time.Duration // BuildProgress events: how often
+	track  *tracker      // what is done, for progress and timings (estimate.go)
 
 	mu      sync.Mutex
 	results map[string]*imageResult // by image name
@@ -144,11 +148,17 @@ func WithOutDir(dir string) BuildOption { return func(b *planBuild) { b.outDir =
 // WithEvents reports progress to fn, which must be safe for concurrent use.
 func WithEvents(fn func(Event)) BuildOption { return func(b *planBuild) { b.events = fn } }
 
+// WithProgressEvery reports a BuildProgress event every d as well as at
+// the start of the build (the only one by default).
+func WithProgressEvery(d time.Duration) BuildOption { return func(b *planBuild) { b.every = d } }
+
 // Report summarises a build.
 type Report struct {
-	Images []ImageReport // in plan order
-	Ran    int           // actions run
-	Cached int           // actions whose result came from the cache
+	Images     []ImageReport  // in plan order
+	Actions    []ActionTiming // every action run, found cached or failed, by start time
+	Start, End time.Time
+	Ran        int // actions run
+	Cached     int // actions whose result came from the cache
 	// Remote counts the cached actions whose result came from a
 	// --cache-from remote; Transfer the bytes moved from and to remotes.
 	Remote   int
@@ -166,6 +176,9 @@ type ImageReport struct {
 	// they all ran natively (cached steps say nothing). Emulation can
 	// change bytes: see sandbox.Result.Emulator.
 	Emulated []string
+	// Start is when the images it needs were built and its own build
+	// began, End when it ended; both zero for an image not built.
+	Start, End time.Time
 }
 
 // Failed returns the images that did not build.
@@ -205,6 +218,11 @@ func (b *planBuild) build(ctx context.Context, plan *Plan) (*Report, error) {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	start := time.Now()
+	if !b.dryRun {
+		b.track = newTracker(plan, b.actions, b.jobs, start)
+		defer b.reportProgress()()
+	}
 	done := make(map[string]chan struct{}, len(plan.Images))
 	for _, ip := range plan.Images {
 		done[ip.Image.Name] = make(chan struct{})
@@ -230,6 +248,8 @@ func (b *planBuild) build(ctx context.Context, plan *Plan) (*Report, error) {
 		}
 	}
 	report.Ran, report.Cached = b.counts()
+	report.Actions = b.track.timings()
+	report.Start, report.End = start, time.Now()
 	if len(b.remotes.to) > 0 && !b.dryRun {
 		if err := b.export(parent, plan); err != nil {
 			errs = append(errs, err)
@@ -266,7 +286,9 @@ func (b *planBuild) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[
 			return r
 		}
 	}
+	r.Start = time.Now()
 	res, err := b.buildImage(ctx, ip)
+	r.End = time.Now()
 	if err != nil {
 		r.Err = err
 		if !errors.Is(err, ErrWouldRun) {

@@ -15,4 +15,10 @@
 //     gzipped, as BuildKit's exporter does; a layer of a stage no image
 //     exports stays the tar it was diffed into (its digest is its diffID),
 //     gzipped later if an image or a remote cache takes it after all.
+//   - log: what a running action prints, streamed to a file of the cache
+//     and kept as a blob once the action ends; the build record of each
+//     image (record.go) names the log of each of its steps, for sxmake log.
+//   - progress: BuildProgress events say how far a build is and estimate
+//     the time left from the recorded durations of the actions' last runs
+//     (estimate.go); the report holds when each action ran (ActionTiming).
 package engine

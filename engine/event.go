@@ -23,32 +23,46 @@ const (
 	CacheWarning                    // a remote cache entry was rejected or a remote failed (Err): a miss
 	ActionEmulated                  // a RUN's programs are about to run through an emulator (Emulator)
 	CheckWarning                    // a Dockerfile check found something (Finding), which does not fail the build
+	BuildProgress                   // how far the build is (Progress): at its start, then periodically
 )
 
-var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run", "cache-warning", "emulated", "check-warning"}
+var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run", "cache-warning", "emulated", "check-warning", "progress"}
 
 func (k EventKind) String() string { return eventNames[k] }
 
 // Event is one thing that happened during a build, for progress output.
 type Event struct {
 	Kind     EventKind
-	Image    string         // image name
+	Time     time.Time      // when it happened
+	Image    string         // image name; empty for BuildProgress
 	Platform string         // the image's platform ("linux/arm64")
 	Action   string         // the action's description ("build 12:1 RUN make"); empty for image events
 	Name     string         // the action's stable name (see ActionName)
+	Step     int            // the action's number in its image's build order, from 1, as sxmake log numbers steps (0 in a dry run)
 	Explain  []string       // ActionWouldRun: one line per input changed since the action last ran
-	Log      []byte         // ActionLog: output bytes
-	Duration time.Duration  // ActionDone: the whole action
+	Log      []byte         // ActionLog: output bytes; ActionFailed: the end of the action's log
+	Duration time.Duration  // ActionDone, ActionFailed: from ActionStarted to Time; ActionCached: the lookup
 	Process  time.Duration  // ActionDone of a RUN: the time its program ran, from its exec in the started container to its exit
 	Emulator string         // ActionEmulated, and ActionDone and ActionFailed of a RUN that ran emulated: the binfmt_misc entry its programs run through ("qemu-i386")
 	Digest   image.Digest   // ImageDone
 	Finding  *rules.Finding // CheckWarning
+	Progress Progress       // BuildProgress
 	Err      error
 }
 
 // emit reports ev as an event of the image ip.
 func (b *planBuild) emit(ip *ImagePlan, ev Event) {
 	ev.Image, ev.Platform = ip.Image.Name, ip.Platform.String()
+	b.emitBuild(ev)
+}
+
+// emitBuild reports ev, stamped with the time unless it has one, to the
+// build's tracker and its listener.
+func (b *planBuild) emitBuild(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	b.track.observe(ev)
 	b.events(ev)
 }
 

@@ -88,6 +88,7 @@ type imageBuild struct {
 	b      *planBuild
 	ip     *ImagePlan
 	states map[*rules.Stage]*state
+	rec    *buildRecord // for sxmake log (record.go)
 	ran    int
 	cached int
 	// emulated are the binfmt_misc entries its RUN steps ran through.
@@ -97,14 +98,30 @@ type imageBuild struct {
 // buildImage builds the stages ip's image needs, then writes the image.
 func (b *planBuild) buildImage(ctx context.Context, ip *ImagePlan) (*imageResult, error) {
 	ib := &imageBuild{b: b, ip: ip, states: map[*rules.Stage]*state{}, emulated: map[string]bool{}}
-	for _, st := range ip.Build.Stages {
+	ib.rec = ib.newRecord()
+	res, err := ib.build(ctx)
+	status := cache.StatusDone
+	switch {
+	case ctx.Err() != nil:
+		status = cache.StatusInterrupted
+	case err != nil:
+		status = cache.StatusFailed
+	}
+	if rerr := ib.rec.finish(status); err == nil && rerr != nil {
+		return nil, rerr
+	}
+	return res, err
+}
+
+func (ib *imageBuild) build(ctx context.Context) (*imageResult, error) {
+	for _, st := range ib.ip.Build.Stages {
 		s, err := ib.stage(ctx, st)
 		if err != nil {
 			return nil, err
 		}
 		ib.states[st] = s
 	}
-	res, err := ib.write(ib.states[ip.Build.Target])
+	res, err := ib.write(ib.states[ib.ip.Build.Target])
 	if err != nil {
 		return nil, err
 	}

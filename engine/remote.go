@@ -122,7 +122,7 @@ func (r *remoteUse) totals() (int, cache.Transfer) {
 
 // pull looks key up in the --cache-from remotes. A rejected entry or a
 // failing remote is reported as a CacheWarning and is a miss.
-func (ib *imageBuild) pull(ctx context.Context, key cache.ActionKey, a *action) (*layer, bool) {
+func (ib *imageBuild) pull(ctx context.Context, key cache.ActionKey, a *action) (*layer, cache.Digest, bool) {
 	b := ib.b
 	for _, src := range b.remotes.from {
 		res, t, err := cache.Pull(ctx, src, key, b.store)
@@ -130,24 +130,25 @@ func (ib *imageBuild) pull(ctx context.Context, key cache.ActionKey, a *action) 
 			err = b.actions.Put(key, res)
 		}
 		var l *layer
+		var log cache.Digest
 		ok := false
 		if err == nil {
-			if l, ok = ib.lookup(key, a.parent); !ok {
+			if l, log, ok = ib.lookup(key, a.parent); !ok {
 				err = fmt.Errorf("%s: action %s: result not usable", src, key)
 			}
 		}
 		b.add(t, ok)
 		if ok {
-			return l, true
+			return l, log, true
 		}
 		if ctx.Err() != nil {
-			return nil, false
+			return nil, cache.Digest{}, false
 		}
 		if !errors.Is(err, cache.ErrNotFound) {
 			ib.emit(Event{Kind: CacheWarning, Action: a.label, Name: a.name, Err: err})
 		}
 	}
-	return nil, false
+	return nil, cache.Digest{}, false
 }
 
 // export pushes results to the --cache-to remotes (see the comment at the

@@ -86,6 +86,7 @@ func TestLogBuffer(t *testing.T) {
 		{"fits", 10, []string{"ab", "cd"}, "abcd"},
 		{"keeps the tail", 5, []string{"abc", "def", "gh"}, "defgh"},
 		{"one big write", 3, []string{"abcdef"}, "def"},
+		{"many small writes", 4, []string{"ab", "cd", "ef", "gh", "ij", "k"}, "hijk"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,7 @@
 // the same run, and prints a Markdown table of medians and ratios for
 // BENCHMARKS.md. `make bench` runs it after the Go benchmarks.
 //
-// Usage: sxbench [-runs N] [-only NAME,...] [-sxmake BIN] [-before-rev REV]
+// Usage: sxbench [-runs N] [-only NAME,...] [-sxmake BIN] [-before-rev REV] [-logs-before-rev REV]
 //
 // Scenarios (names for -only):
 //
@@ -35,6 +35,9 @@
 //	sources1g  a fully cached build of a tree with 1 GiB of fetched
 //	           sources: wall time and bytes read, against sxmake built
 //	           from -before-rev (see sources.go)
+//	demo-cold, demo-cached
+//	           make demo's build, cold and fully cached, against the same
+//	           build by sxmake built from -logs-before-rev (see before.go)
 //
 // cached and cold need root, runc and the BuildKit oracle
 // (testdata/oracle/run-oracle.sh, which sxbench sets up).
@@ -85,6 +88,7 @@ func main() {
 		{"remote-dir", remoteDir}, {"remote-http", remoteHTTP}, {"remote-registry", remoteRegistry},
 		{"sources1g", sources1g},                                                                    // sources.go
 		{"stagex-plan", stagexPlan}, {"stagex-cached", stagexCached}, {"stagex-check", stagexCheck}, // stagex.go
+		{"demo-cold", demoCold}, {"demo-cached", demoCached}, // before.go
 	}
 	work, err := os.MkdirTemp("", "sxbench-")
 	if err != nil {

@@ -40,6 +40,26 @@ type buildFlags struct {
 	stepPids     int64    // --step-pids; -1: the default
 	stepTimeout  time.Duration
 	cgroupParent string
+
+	timings string // --timings FILE
+}
+
+// progressConfig is how the flags ask to render a build's events; the
+// images of a multi-platform build are named with their platform.
+func (bf *buildFlags) progressConfig(multiPlatform bool) progressConfig {
+	logCmd := "sxmake log"
+	if bf.cacheDir != "" {
+		logCmd += " --cache-dir " + shellQuote(bf.cacheDir)
+	}
+	return progressConfig{mode: bf.progress, json: bf.json, platforms: multiPlatform, logCmd: logCmd}
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:@+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // defaultCacheDir is $XDG_CACHE_HOME/sxmake, or ~/.cache/sxmake.
@@ -97,7 +117,7 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	if err := fetchSources(ctx, stderr, c, tree, bf, plan); err != nil {
 		return nil, err
 	}
-	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
+	prog, err := newProgress(bf.progressConfig(false), stdout, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +133,11 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	pb := &platformBuild{plan, report}
 	if !bf.json {
 		printBuild(stdout, stderr, bf, "", pb, time.Since(start))
+	}
+	if bf.timings != "" {
+		if terr := writeTimings(bf.timings, []*platformBuild{pb}); err == nil {
+			err = terr
+		}
 	}
 	return pb, err
 }
@@ -143,6 +168,7 @@ func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *plat
 			fmt.Fprintf(stderr, "sxmake: %s%s: RUN steps ran emulated, through %s\n", label, safeLine(ir.Name), strings.Join(ir.Emulated, ", "))
 		}
 	}
+	printTimes(stderr, label, pb)
 	targets := map[string]bool{}
 	for _, img := range pb.plan.Targets {
 		targets[img.Name] = true
@@ -164,7 +190,7 @@ func buildPlan(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *e
 	if err != nil {
 		return nil, err
 	}
-	return b.Build(ctx, plan, append(buildOpts, engine.WithEvents(prog.event))...)
+	return b.Build(ctx, plan, append(buildOpts, engine.WithEvents(prog.event), engine.WithProgressEvery(prog.every()))...)
 }
 
 // openBuilder returns a Builder on the cache c, running steps in a sandbox

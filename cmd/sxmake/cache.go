@@ -149,7 +149,7 @@ func newCacheCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			st, err := cache.ComputeStats(c.Actions, c.Store, c.Images, c.SnapshotDir(), outBlobs(outDir()))
+			st, err := cache.ComputeStats(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), outBlobs(outDir()))
 			if err != nil {
 				return err
 			}
@@ -174,7 +174,10 @@ func newCacheCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
 that no remaining result names, until the content store is under
 --max-size and nothing is older than --max-age. Results whose layers are
 in the layouts of out/ are kept unless --include-out is given; blobs of
-imported images are always kept.`,
+imported images are always kept, and so are the logs of the last build of
+each image (what sxmake log shows) until that build is older than
+--max-age or, oldest first, while the store is still over --max-size
+once nothing else is left to remove.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var opts cache.GCOptions
@@ -207,8 +210,8 @@ imported images are always kept.`,
 				return err
 			}
 			defer c.Close()
-			rep, err := cache.Collect(c.Actions, c.Store, c.Images, c.SnapshotDir(), opts)
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %d results, %d blobs (%s), %d snapshots\n", rep.Results, rep.Blobs, humanBytes(rep.Bytes), rep.Snapshots)
+			rep, err := cache.Collect(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), opts)
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d results, %d blobs (%s), %d snapshots, %d build records\n", rep.Results, rep.Blobs, humanBytes(rep.Bytes), rep.Snapshots, rep.Builds)
 			return err
 		},
 	}
@@ -221,7 +224,8 @@ imported images are always kept.`,
 		Short: "Verify every result and blob of the local cache",
 		Long: `fsck reads every blob of the content store and checks it against its
 digest (a corrupt blob is removed: its actions run again), and checks
-that every action result names stored blobs of the size it says. With
+that every action result names stored blobs of the size it says, and
+every build record (sxmake log) stored logs. With
 --remote dir:PATH it verifies that remote cache directory instead,
 changing nothing. It exits 1 when it finds a problem.`,
 		Args: exactArgs(0, "no arguments"),
@@ -242,7 +246,7 @@ changing nothing. It exits 1 when it finds a problem.`,
 					return err
 				}
 				defer c.Close()
-				if rep, err = cache.Fsck(c.Actions, c.Store); err != nil {
+				if rep, err = cache.Fsck(c.Actions, c.Store, c.Logs); err != nil {
 					return err
 				}
 			}

@@ -131,6 +131,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringVar(&bf.networkFile, "allow-network-file", "", "also allow the images listed in this file, one a line (default: $XDG_CONFIG_HOME/sxmake/allow-network when it exists)")
 	pf.StringVar(&bf.progress, "progress", "auto", "progress output: auto, tty or plain")
 	pf.BoolVar(&bf.json, "json", false, "print build events as JSON lines on stdout")
+	pf.StringVar(&bf.timings, "timings", "", "write when each action started and ended, and whether it ran or was cached, to FILE as JSON")
 	pf.BoolVar(&bf.offline, "offline", false, "download nothing: fail before building when a source is missing")
 	pf.Var(&bf.stepMemory, "step-memory", "kill a RUN step whose memory exceeds SIZE (500M, 8G; 0: no limit) and fail it (default: 3/4 of the host's memory)")
 	pf.Int64Var(&bf.stepPids, "step-pids", -1, "fail a RUN step that would have more than N processes and threads at once (0: no limit; default: 15% of the kernel's task limit)")
@@ -142,7 +143,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringArrayVar(&bf.cacheTo, "cache-to", nil, "after the build, export results to this remote cache; add ,mode=max for every action, not only the targets' layers (repeatable)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGraphCmd(g), newLsCmd(g), newFetchCmd(g, bf), newVerifyCmd(g, bf), newDigestsCmd(g, bf), newImportCmd(g), newCacheCmd(g, bf))
-	root.AddCommand(newPushCmd(g, bf), newCheckCmd(g, bf))
+	root.AddCommand(newPushCmd(g, bf), newCheckCmd(g, bf), newLogCmd(g))
 	return root
 }
 

@@ -96,20 +96,12 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 // on b, writing to work/<i>, and prints each platform's summary and
 // digests in the order of ps.
 func buildAtOnce(ctx context.Context, stdout, stderr io.Writer, b *engine.Builder, bf *buildFlags, work string, ps []rules.Platform, builds []*platformBuild) error {
-	prog, err := newProgress(bf.progress, bf.json, stdout, stderr)
+	prog, err := newProgress(bf.progressConfig(true), stdout, stderr)
 	if err != nil {
 		return err
 	}
 	closeProgress := sync.OnceFunc(prog.close)
 	defer closeProgress()
-	event := prog.event
-	if !bf.json {
-		// Text lines name the platform: the images have the same names.
-		event = func(ev engine.Event) {
-			ev.Image += " " + ev.Platform
-			prog.event(ev)
-		}
-	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -119,7 +111,14 @@ func buildAtOnce(ctx context.Context, stdout, stderr io.Writer, b *engine.Builde
 	for i, pb := range builds {
 		out := engine.WithOutDir(filepath.Join(work, fmt.Sprint(i)))
 		wg.Go(func() {
-			pb.report, errs[i] = b.Build(ctx, pb.plan, out, engine.WithEvents(event))
+			// A build's progress is its platform's.
+			event := func(ev engine.Event) {
+				if ev.Kind == engine.BuildProgress {
+					ev.Platform = ps[i].String()
+				}
+				prog.event(ev)
+			}
+			pb.report, errs[i] = b.Build(ctx, pb.plan, out, engine.WithEvents(event), engine.WithProgressEvery(prog.every()))
 			if errs[i] != nil && !bf.keepGoing {
 				cancel() // the other platforms' builds stop too
 			}
@@ -139,6 +138,11 @@ func buildAtOnce(ctx context.Context, stdout, stderr io.Writer, b *engine.Builde
 			cancelled = append(cancelled, fmt.Errorf("%s: %w", ps[i], err))
 		default:
 			failed = append(failed, fmt.Errorf("%s: %w", ps[i], err))
+		}
+	}
+	if bf.timings != "" {
+		if err := writeTimings(bf.timings, builds); err != nil {
+			failed = append(failed, err)
 		}
 	}
 	if len(failed) > 0 {

@@ -66,7 +66,8 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 		return err
 	}
 	defer fresh.Close()
-	prog, err := newProgress(bf.progress, false, stdout, stderr)
+	// The build's cache is removed at the end: no command shows its logs.
+	prog, err := newProgress(progressConfig{mode: bf.progress}, stdout, stderr)
 	if err != nil {
 		return err
 	}
