@@ -113,7 +113,7 @@ func (ib *imageBuild) runAction(ctx context.Context, a *action, key cache.Action
 		return nil, err
 	}
 	ib.emit(Event{Kind: ActionStarted, Action: a.label, Name: a.name, Step: step, Time: start})
-	out := &stepOutput{log: log, emit: func(p []byte) {
+	out := &stepOutput{log: log, limit: b.logLimit, emit: func(p []byte) {
 		ib.emit(Event{Kind: ActionLog, Action: a.label, Name: a.name, Step: step, Log: p})
 	}}
 	l, err := ib.run1(ctx, a, out)
@@ -271,19 +271,30 @@ func (ib *imageBuild) run1(ctx context.Context, a *action, log io.Writer) (*laye
 	return b.commitLayer(ctx, a.parent, base, upper, a.exported)
 }
 
-// stepOutput is where a running step's output goes: its log file and
-// events. It keeps nothing itself, so sxmake's memory does not grow with
-// what a step prints. A failed write to the log is kept for the action
-// to report; the step goes on.
+// stepOutput is where a running step's output goes: its log file, up to
+// limit bytes (0: no limit), and an event for each write. A step printing
+// without end would otherwise fill the cache's file system: past the
+// limit, the log says where it was cut and keeps nothing more.
 type stepOutput struct {
-	log  io.Writer
-	emit func([]byte)
-	err  error
+	log     io.Writer
+	limit   int64
+	written int64
+	emit    func([]byte)
+	err     error
 }
 
 func (w *stepOutput) Write(p []byte) (int, error) {
-	if w.err == nil {
-		_, w.err = w.log.Write(p)
+	if w.err == nil && (w.limit == 0 || w.written < w.limit) {
+		keep := p
+		if w.limit > 0 && int64(len(keep)) > w.limit-w.written {
+			keep = keep[:w.limit-w.written]
+		}
+		var n int
+		n, w.err = w.log.Write(keep)
+		w.written += int64(n)
+		if w.err == nil && w.limit > 0 && w.written == w.limit {
+			_, w.err = fmt.Fprintf(w.log, "\n[sxmake: the log is cut here, at %d bytes (--step-log); the step's further output is not kept]\n", w.limit)
+		}
 	}
 	w.emit(append([]byte(nil), p...))
 	return len(p), nil

@@ -54,6 +54,7 @@ type Builder struct {
 	dryRun    bool
 	network   map[string]bool // images allowed the host network
 	limits    sandbox.Limits  // of every RUN step
+	logLimit  int64           // bytes of a step's output kept in its log; 0: all
 
 	slots   chan struct{} // one token per concurrently running action
 	flights flights       // actions being looked up or run, by key
@@ -95,23 +96,33 @@ func WithNetwork(images ...string) Option {
 // does not runs as without, so limits are no input of action keys.
 func WithStepLimits(l sandbox.Limits) Option { return func(b *Builder) { b.limits = l } }
 
+// DefaultStepLog is how much of a RUN step's output its log keeps by
+// default: more than any build prints (a compiler's verbose build log is
+// megabytes), less than would fill a cache's disk.
+const DefaultStepLog = 4 << 30
+
+// WithStepLog keeps the first n bytes of each RUN step's output in its log
+// (0: all of it); the rest still reaches the progress output.
+func WithStepLog(n int64) Option { return func(b *Builder) { b.logLimit = n } }
+
 // NewBuilder returns a Builder for tree on the opened cache c, running RUN
 // steps with runner. The caller closes c once the Builder's builds have
 // returned.
 func NewBuilder(tree *packages.Tree, c *cache.Cache, runner Runner, opts ...Option) *Builder {
 	b := &Builder{
-		tree:    tree,
-		runner:  runner,
-		store:   c.Store,
-		actions: c.Actions,
-		snaps:   c.Snapshots,
-		logs:    c.Logs,
-		imports: NewImports(c),
-		hashes:  c.Files,
-		jobs:    runtime.NumCPU(),
-		network: map[string]bool{},
-		limits:  sandbox.DefaultLimits(),
-		flights: flights{m: map[cache.ActionKey]*inFlight{}},
+		tree:     tree,
+		runner:   runner,
+		store:    c.Store,
+		actions:  c.Actions,
+		snaps:    c.Snapshots,
+		logs:     c.Logs,
+		imports:  NewImports(c),
+		hashes:   c.Files,
+		jobs:     runtime.NumCPU(),
+		network:  map[string]bool{},
+		limits:   sandbox.DefaultLimits(),
+		logLimit: DefaultStepLog,
+		flights:  flights{m: map[cache.ActionKey]*inFlight{}},
 	}
 	for _, o := range opts {
 		o(b)

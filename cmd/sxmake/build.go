@@ -37,6 +37,7 @@ type buildFlags struct {
 	fileMirrors []string // --file-mirrors (fetch.go)
 
 	stepMemory   byteSize // --step-memory; -1: the default
+	stepLog      byteSize // --step-log
 	stepPids     int64    // --step-pids; -1: the default
 	stepTimeout  time.Duration
 	cgroupParent string
@@ -238,7 +239,7 @@ func (bf *buildFlags) options() ([]engine.Option, error) {
 	if len(network) > 0 {
 		opts = append(opts, engine.WithNetwork(network...))
 	}
-	return append(opts, engine.WithStepLimits(bf.stepLimits())), nil
+	return append(opts, engine.WithStepLimits(bf.stepLimits()), engine.WithStepLog(int64(bf.stepLog))), nil
 }
 
 // stepLimits are the limits of each RUN step: sandbox.DefaultLimits,

@@ -90,7 +90,7 @@ type globalFlags struct {
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	var dryRun, explain bool
-	bf := &buildFlags{stepMemory: -1, stepPids: -1}
+	bf := &buildFlags{stepMemory: -1, stepPids: -1, stepLog: engine.DefaultStepLog}
 	g.cacheDir = bf.cacheDirOrDefault
 	root := &cobra.Command{
 		Use:   "sxmake [flags] TARGET...",
@@ -134,6 +134,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringVar(&bf.timings, "timings", "", "write when each action started and ended, and whether it ran or was cached, to FILE as JSON")
 	pf.BoolVar(&bf.offline, "offline", false, "download nothing: fail before building when a source is missing")
 	pf.Var(&bf.stepMemory, "step-memory", "kill a RUN step whose memory exceeds SIZE (500M, 8G; 0: no limit) and fail it (default: 3/4 of the host's memory)")
+	pf.Var(&bf.stepLog, "step-log", "keep the first SIZE of each RUN step's output in its log (100M, 8G; 0: all of it); the rest is shown, not kept")
 	pf.Int64Var(&bf.stepPids, "step-pids", -1, "fail a RUN step that would have more than N processes and threads at once (0: no limit; default: 15% of the kernel's task limit)")
 	pf.DurationVar(&bf.stepTimeout, "step-timeout", 0, "kill and fail a RUN step running longer than this (90m, 2h; default: no limit)")
 	pf.StringVar(&bf.cgroupParent, "cgroup-parent", "", "put each RUN step's cgroup under this cgroup (default: /sxmake)")
