@@ -7,9 +7,10 @@ import (
 )
 
 // Cache is a cache directory opened whole: its action cache, content
-// store, snapshots, imported images and the hashes of files it read. It
-// holds the directory's lock (the action cache's) from Open to Close, so
-// that no two processes build on, or collect, one cache at once.
+// store, snapshots, imported and published images and the hashes of
+// files it read. It holds the directory's lock (the action cache's) from
+// Open to Close, so that no two processes build on, or collect, one cache
+// at once.
 type Cache struct {
 	Dir       string
 	Actions   *Actions
@@ -17,6 +18,7 @@ type Cache struct {
 	Snapshots *Snapshots
 	Images    *Images
 	Files     *FileHashes
+	Published *Published
 }
 
 // Open opens the cache in dir, creating what is missing. It takes the lock
@@ -27,7 +29,7 @@ func Open(dir string, opts ...OpenOption) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{Dir: dir, Actions: a, Images: OpenImages(dir), Files: newFileHashes(a.db)}
+	c := &Cache{Dir: dir, Actions: a, Images: OpenImages(dir), Files: newFileHashes(a.db), Published: OpenPublished(dir)}
 	if c.Store, err = OpenContentStore(filepath.Join(dir, "content")); err == nil {
 		c.Snapshots, err = OpenSnapshots(c.SnapshotDir())
 	}
@@ -47,4 +49,18 @@ func (c *Cache) Close() error {
 		return fmt.Errorf("closing cache %s: %w", c.Dir, err)
 	}
 	return nil
+}
+
+// Pinned returns the manifests of the images the cache keeps whole
+// whatever gc is asked: the imported and the published ones.
+func (c *Cache) Pinned() ([]Digest, error) {
+	imported, err := c.Images.Manifests()
+	if err != nil {
+		return nil, err
+	}
+	published, err := c.Published.Manifests()
+	if err != nil {
+		return nil, err
+	}
+	return append(imported, published...), nil
 }

@@ -6,6 +6,8 @@
 //	             hashes of files outside the cache (FileHashes)
 //	snapshots/   unpacked layers, one directory per chain ID
 //	images/      imported images (sxmake import): <name>.json each (Images)
+//	published/   images pulled by sxmake preseed, with the definition each
+//	             was published for: <platform>/<name>.json (Published)
 //
 // Vocabulary:
 //

@@ -149,7 +149,11 @@ func newCacheCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			st, err := cache.ComputeStats(c.Actions, c.Store, c.Images, c.SnapshotDir(), outBlobs(outDir()))
+			pinned, err := c.Pinned()
+			if err != nil {
+				return err
+			}
+			st, err := cache.ComputeStats(c.Actions, c.Store, pinned, c.SnapshotDir(), outBlobs(outDir()))
 			if err != nil {
 				return err
 			}
@@ -174,7 +178,7 @@ func newCacheCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
 that no remaining result names, until the content store is under
 --max-size and nothing is older than --max-age. Results whose layers are
 in the layouts of out/ are kept unless --include-out is given; blobs of
-imported images are always kept.`,
+imported images and of published images (sxmake preseed) are always kept.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var opts cache.GCOptions
@@ -207,7 +211,11 @@ imported images are always kept.`,
 				return err
 			}
 			defer c.Close()
-			rep, err := cache.Collect(c.Actions, c.Store, c.Images, c.SnapshotDir(), opts)
+			pinned, err := c.Pinned()
+			if err != nil {
+				return err
+			}
+			rep, err := cache.Collect(c.Actions, c.Store, pinned, c.SnapshotDir(), opts)
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %d results, %d blobs (%s), %d snapshots\n", rep.Results, rep.Blobs, humanBytes(rep.Bytes), rep.Snapshots)
 			return err
 		},
