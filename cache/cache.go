@@ -21,10 +21,16 @@ type Cache struct {
 	Published *Published
 }
 
-// Open opens the cache in dir, creating what is missing. It takes the lock
+// Open opens the cache in dir (Dir is its absolute path), creating what
+// is missing. It takes the lock
 // first (waiting for another process as OpenActions says, or as WithWait
 // says), then cleans what a killed process left among the snapshots.
 func Open(dir string, opts ...OpenOption) (*Cache, error) {
+	// Paths under the cache reach the sandbox, which wants them absolute.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening cache: %w", err)
+	}
 	a, err := OpenActions(dir, opts...)
 	if err != nil {
 		return nil, err
