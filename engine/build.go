@@ -53,6 +53,7 @@ type Builder struct {
 	dryRun    bool
 	network   map[string]bool // images allowed the host network
 	limits    sandbox.Limits  // of every RUN step
+	published *Published      // images taken as published (published.go); nil: none
 
 	slots   chan struct{} // one token per concurrently running action
 	flights flights       // actions being looked up or run, by key
@@ -126,8 +127,9 @@ func NewBuilder(tree *packages.Tree, c *cache.Cache, runner Runner, opts ...Opti
 // directory and events of its own.
 type planBuild struct {
 	*Builder
-	outDir string
-	events func(Event)
+	outDir  string
+	events  func(Event)
+	targets map[*packages.Image]bool // the images the plan was asked for
 
 	mu      sync.Mutex
 	results map[string]*imageResult // by image name
@@ -146,9 +148,10 @@ func WithEvents(fn func(Event)) BuildOption { return func(b *planBuild) { b.even
 
 // Report summarises a build.
 type Report struct {
-	Images []ImageReport // in plan order
-	Ran    int           // actions run
-	Cached int           // actions whose result came from the cache
+	Images    []ImageReport // in plan order
+	Ran       int           // actions run
+	Cached    int           // actions whose result came from the cache
+	Published int           // images taken as published (WithPublished), running nothing
 	// Remote counts the cached actions whose result came from a
 	// --cache-from remote; Transfer the bytes moved from and to remotes.
 	Remote   int
@@ -166,6 +169,9 @@ type ImageReport struct {
 	// they all ran natively (cached steps say nothing). Emulation can
 	// change bytes: see sandbox.Result.Emulator.
 	Emulated []string
+	// Published says the image is the published one (WithPublished):
+	// nothing ran for it.
+	Published bool
 }
 
 // Failed returns the images that did not build.
@@ -202,6 +208,7 @@ func (b *Builder) Build(ctx context.Context, plan *Plan, opts ...BuildOption) (*
 }
 
 func (b *planBuild) build(ctx context.Context, plan *Plan) (*Report, error) {
+	b.targets = targetSet(plan)
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -229,7 +236,7 @@ func (b *planBuild) build(ctx context.Context, plan *Plan) (*Report, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", ir.Name, ir.Err))
 		}
 	}
-	report.Ran, report.Cached = b.counts()
+	report.Ran, report.Cached, report.Published = b.counts()
 	if len(b.remotes.to) > 0 && !b.dryRun {
 		if err := b.export(parent, plan); err != nil {
 			errs = append(errs, err)
@@ -261,12 +268,20 @@ func (b *planBuild) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[
 			return r
 		}
 		if b.result(d.Name) == nil {
+			if b.dryRun {
+				// d would run: say whether ip's published image could
+				// still be taken, once d is built.
+				b.takePublished(ip)
+			}
 			r.Err = fmt.Errorf("%w: %s", ErrDependencyFailed, d.Name)
 			b.emit(ip, Event{Kind: ImageSkipped, Err: r.Err})
 			return r
 		}
 	}
-	res, err := b.buildImage(ctx, ip)
+	res, err := b.takePublished(ip)
+	if res == nil && err == nil {
+		res, err = b.buildImage(ctx, ip)
+	}
 	if err != nil {
 		r.Err = err
 		if !errors.Is(err, ErrWouldRun) {
@@ -277,8 +292,10 @@ func (b *planBuild) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[
 	b.mu.Lock()
 	b.results[r.Name] = res
 	b.mu.Unlock()
-	r.Digest, r.Layout, r.Emulated = res.digest, res.layout, res.emulated
-	b.emit(ip, Event{Kind: ImageDone, Digest: res.digest})
+	r.Digest, r.Layout, r.Emulated, r.Published = res.digest, res.layout, res.emulated, res.published
+	if !res.published {
+		b.emit(ip, Event{Kind: ImageDone, Digest: res.digest})
+	}
 	return r
 }
 
@@ -295,20 +312,53 @@ func (b *planBuild) check(ip *ImagePlan) error {
 	return nil
 }
 
+// takePublished returns ip's published image, its layout written, if the
+// build takes it (see Published.choose), and nil if it is to be built.
+func (b *planBuild) takePublished(ip *ImagePlan) (*imageResult, error) {
+	if b.published == nil {
+		return nil, nil
+	}
+	c := b.published.choose(ip, b.targets[ip.Image], func(dep *packages.Image) (image.Digest, bool) {
+		if r := b.result(dep.Name); r != nil {
+			return r.digest, true
+		}
+		return image.Digest{}, false
+	})
+	if c.rec == nil {
+		ev := Event{Kind: ImageFromSource}
+		if c.why != "" {
+			ev.Explain = append([]string{c.why}, c.explain...)
+		}
+		b.emit(ip, ev)
+		return nil, nil
+	}
+	if !b.dryRun {
+		if err := b.published.write(ip, c, b.outDir); err != nil {
+			return nil, err
+		}
+	}
+	c.res.published = true
+	b.emit(ip, Event{Kind: ImagePublished, Digest: c.res.digest})
+	return c.res, nil
+}
+
 func (b *planBuild) result(name string) *imageResult {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.results[name]
 }
 
-func (b *planBuild) counts() (ran, cached int) {
+func (b *planBuild) counts() (ran, cached, published int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range b.results {
 		ran += r.ran
 		cached += r.cached
+		if r.published {
+			published++
+		}
 	}
-	return ran, cached
+	return ran, cached, published
 }
 
 // acquire takes one of the jobs slots.

@@ -67,6 +67,8 @@ func (p *plainProgress) event(ev engine.Event) {
 		printFailure(p.w, ev)
 	case engine.ImageDone:
 		fmt.Fprintf(p.w, "[%s] image  %s\n", image, ev.Digest)
+	case engine.ImagePublished:
+		fmt.Fprintf(p.w, "[%s] published %s\n", image, ev.Digest)
 	case engine.CacheWarning:
 		fmt.Fprintf(p.w, "[%s] warning %s: %s\n", image, action, safe(fmt.Sprint(ev.Err)))
 	case engine.CheckWarning:
@@ -153,7 +155,7 @@ func (p *jsonProgress) event(ev engine.Event) {
 		Log: string(ev.Log), Seconds: ev.Duration.Seconds(), Process: ev.Process.Seconds(), Explain: ev.Explain,
 		Emulator: ev.Emulator,
 	}
-	if ev.Kind == engine.ImageDone {
+	if ev.Kind == engine.ImageDone || ev.Kind == engine.ImagePublished {
 		je.Digest = ev.Digest.String()
 	}
 	if ev.Err != nil {
@@ -237,6 +239,8 @@ func (p *ttyProgress) event(ev engine.Event) {
 		printFailure(p.w, ev)
 	case engine.ImageDone:
 		fmt.Fprintf(p.w, "[%s] image  %s\n", safeLine(ev.Image), ev.Digest)
+	case engine.ImagePublished:
+		fmt.Fprintf(p.w, "[%s] published %s\n", safeLine(ev.Image), ev.Digest)
 	case engine.CacheWarning:
 		fmt.Fprintf(p.w, "[%s] warning %s: %s\n", safeLine(ev.Image), safeLine(ev.Action), safe(fmt.Sprint(ev.Err)))
 	case engine.CheckWarning:
