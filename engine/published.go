@@ -160,12 +160,12 @@ type choice struct {
 // digests of the images it needs (false: not known yet). target says the
 // build was asked for the image.
 func (p *Published) choose(ip *ImagePlan, target bool, digest func(*packages.Image) (image.Digest, bool)) choice {
-	if target && !p.targets {
-		return choice{why: "named on the command line (--use-published takes the published image)"}
-	}
 	rec, err := p.reg.Get(ip.Image.Name, ip.Platform.String())
 	if err != nil {
 		return choice{} // not published
+	}
+	if target && !p.targets {
+		return choice{why: "named on the command line (--use-published takes the published image)"}
 	}
 	lines, known, err := p.definition(ip, digest)
 	if err != nil {

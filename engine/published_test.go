@@ -105,6 +105,9 @@ func TestPublishedChoose(t *testing.T) {
 	}
 	plan := load()
 	digests := publish(t, c, plan)
+	known := func(m map[string]image.Digest) func(*packages.Image) (image.Digest, bool) {
+		return func(dep *packages.Image) (image.Digest, bool) { d, ok := m[dep.Name]; return d, ok }
+	}
 	pub := NewPublished(c)
 	if diff := cmp.Diff([]string{"core-a", "core-b"}, settledNames(pub, plan)); diff != "" {
 		t.Errorf("settled (-want +got):\n%s", diff)
@@ -112,7 +115,7 @@ func TestPublishedChoose(t *testing.T) {
 	if diff := cmp.Diff([]string{"core-a", "core-b", "core-c"}, settledNames(NewPublished(c, UsePublishedTargets()), plan)); diff != "" {
 		t.Errorf("settled with the targets (-want +got):\n%s", diff)
 	}
-	if got := pub.choose(plan.image("core-c"), true, nil); got.rec != nil || got.why != "named on the command line (--use-published takes the published image)" {
+	if got := pub.choose(plan.image("core-c"), true, known(digests)); got.rec != nil || got.why != "named on the command line (--use-published takes the published image)" {
 		t.Errorf("target: %+v", got)
 	}
 	var pkgs []string
@@ -133,9 +136,6 @@ func TestPublishedChoose(t *testing.T) {
 	plan, pub = load(), NewPublished(c)
 	if diff := cmp.Diff([]string{"core-a"}, settledNames(pub, plan)); diff != "" {
 		t.Errorf("settled after an edit of b (-want +got):\n%s", diff)
-	}
-	known := func(m map[string]image.Digest) func(*packages.Image) (image.Digest, bool) {
-		return func(dep *packages.Image) (image.Digest, bool) { d, ok := m[dep.Name]; return d, ok }
 	}
 	got := pub.choose(plan.image("core-b"), false, known(digests))
 	if got.rec != nil || got.why != "its definition changed since it was published" || len(got.explain) != 1 ||

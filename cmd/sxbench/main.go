@@ -35,6 +35,11 @@
 //	sources1g  a fully cached build of a tree with 1 GiB of fetched
 //	           sources: wall time and bytes read, against sxmake built
 //	           from -before-rev (see sources.go)
+//	preseed, preseed-cached
+//	           the build of a generated tree's top image (a closure of 30
+//	           images) after sxmake preseed from docker-registry, which
+//	           must run only its actions, against a cold build of the
+//	           closure and a fully cached build (see preseed.go)
 //
 // cached and cold need root, runc and the BuildKit oracle
 // (testdata/oracle/run-oracle.sh, which sxbench sets up).
@@ -85,6 +90,7 @@ func main() {
 		{"remote-dir", remoteDir}, {"remote-http", remoteHTTP}, {"remote-registry", remoteRegistry},
 		{"sources1g", sources1g},                                                                    // sources.go
 		{"stagex-plan", stagexPlan}, {"stagex-cached", stagexCached}, {"stagex-check", stagexCheck}, // stagex.go
+		{"preseed", preseedCold}, {"preseed-cached", preseedCached}, // preseed.go
 	}
 	work, err := os.MkdirTemp("", "sxbench-")
 	if err != nil {

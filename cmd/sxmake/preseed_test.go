@@ -369,3 +369,68 @@ func tamperingProxy(t *testing.T, host string, tampered []string) string {
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
 }
+
+// A two-platform image is preseeded from the digests of both platforms
+// into the layout its two-platform build wrote, one index listing both,
+// byte for byte; an image whose package names its platform is published
+// for that one.
+func TestPreseedPlatforms(t *testing.T) {
+	sandboxtest.RequiresRoot(t)
+	host, _ := cachetest.Registry(t)
+	reg := host + "/stagex"
+	built := writeFiles(t, map[string]string{
+		"packages/core/one/package.toml":  "[package]\nname = \"one\"\nversion = \"1\"\nplatforms = [\"linux/amd64\"]\n",
+		"packages/core/one/Containerfile": "FROM scratch AS package\nCOPY <<EOF /one\none\nEOF\n",
+		"packages/core/mp/package.toml":   "[package]\nname = \"mp\"\nversion = \"1\"\n",
+		"packages/core/mp/Containerfile":  "FROM scratch AS package\nARG TARGETARCH\nCOPY --from=stagex/core-one /one /\nCOPY <<EOF /arch\n${TARGETARCH}\nEOF\n",
+	})
+	platforms := "linux/amd64,linux/arm64"
+	cacheA := filepath.Join(t.TempDir(), "cache")
+	if code, _, stderr := sxmake(t, "-C", built, "--cache-dir", cacheA, "--progress", "plain", "--platform", platforms, "core-mp"); code != 0 {
+		t.Fatalf("build: exit %d\n%s", code, stderr)
+	}
+	for _, args := range [][]string{{"push", "core-one", "core-mp", reg}, {"digests"}} {
+		if code, _, stderr := sxmake(t, append([]string{"-C", built}, args...)...); code != 0 {
+			t.Fatalf("%s: exit %d\n%s", args[0], code, stderr)
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(built, "digests", "core.txt"))
+	if n := strings.Count(string(data), " core-mp\n"); n != 2 {
+		t.Fatalf("digests/core.txt has %d lines of core-mp, want 2:\n%s", n, data)
+	}
+
+	tree := checkout(t, built)
+	cache := filepath.Join(t.TempDir(), "cache")
+	if code, _, stderr := sxmake(t, "-C", tree, "--cache-dir", cache, "--platform", platforms, "preseed", "--registry", reg); code != 0 {
+		t.Fatalf("preseed: exit %d\n%s", code, stderr)
+	}
+	if diff := cmp.Diff(dirFiles(t, filepath.Join(built, "out")), dirFiles(t, filepath.Join(tree, "out"))); diff != "" {
+		t.Errorf("out/ after preseed differs from out/ of the build (-built +preseeded):\n%s", diff)
+	}
+	ran, published := buildEvents(t, "-C", tree, "--cache-dir", cache, "--platform", platforms, "--use-published", "core-mp")
+	// Each platform's build takes core-one (amd64 only) as published.
+	if diff := cmp.Diff([]string{"core-mp", "core-mp", "core-one", "core-one"}, published); len(ran) != 0 || diff != "" {
+		t.Errorf("a build of what was preseeded ran %v; published (-want +got):\n%s", ran, diff)
+	}
+	if diff := cmp.Diff(dirFiles(t, filepath.Join(built, "out")), dirFiles(t, filepath.Join(tree, "out"))); diff != "" {
+		t.Errorf("out/ after the build (-built +here):\n%s", diff)
+	}
+	// arm64 alone: core-mp's arm64 manifest, core-one's amd64 one.
+	cache = filepath.Join(t.TempDir(), "cache")
+	code, stdout, stderr := sxmake(t, "-C", checkout(t, built), "--cache-dir", cache, "--platform", "linux/arm64", "preseed", "--registry", reg, "core-mp")
+	if code != 0 {
+		t.Fatalf("preseed for arm64: exit %d\n%s", code, stderr)
+	}
+	one, _, err := image.LayoutManifest(filepath.Join(built, "out", "core-one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	arm, err := image.ReadLayout(filepath.Join(built, "out", "core-mp"), image.ForPlatform(image.Platform{OS: "linux", Architecture: "arm64"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := one.Hex() + " core-one\n" + arm.ManifestBlob.Digest.Hex() + " core-mp\n"
+	if diff := cmp.Diff(want, stdout); diff != "" {
+		t.Errorf("preseed for arm64 printed (-want +got):\n%s", diff)
+	}
+}
