@@ -67,9 +67,10 @@ func WithPublished(p *Published) Option { return func(b *Builder) { b.published 
 
 // definition returns the labelled lines of what ip's image is made of:
 // its name, platform, Containerfile target and build args, every file of
-// its package directory by content and mode (the files its package.toml
-// pins by hash are its sources), and the digest of each image it needs,
-// as digest(name) gives it; false from digest ends it there, with false.
+// its package directory by content and mode (its package.toml pins its
+// sources by hash), and the digest of each image it needs: digest(dep)
+// for the tree's (a false from it ends the definition there, unknown),
+// the imported one for an external image.
 func (p *Published) definition(ip *ImagePlan, digest func(*packages.Image) (image.Digest, bool)) ([]string, bool, error) {
 	in := &inputs{lines: []string{definitionVersion}}
 	in.add("image", ip.Image.Name)
