@@ -54,7 +54,9 @@ func (r *layoutRegistry) Blob(_ context.Context, name string, desc image.Descrip
 	return r.open(name, desc.Digest)
 }
 
-func (r *layoutRegistry) Ref(name string, d image.Digest) string { return "fake/" + name + "@" + d.String() }
+func (r *layoutRegistry) Ref(name string, d image.Digest) string {
+	return "fake/" + name + "@" + d.String()
+}
 
 // publishLayouts writes a one-file image of each image of plan to
 // dir/<name> as a build would, and returns their manifests.
