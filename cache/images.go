@@ -147,6 +147,17 @@ func (s *Images) Manifests() ([]Digest, error) {
 // recordNames returns the names of the records in dir, sorted; a missing
 // dir has none.
 func recordNames(dir string) ([]string, error) {
+	names, err := listDir(dir, func(e fs.DirEntry) (string, bool) {
+		n, ok := strings.CutSuffix(e.Name(), ".json")
+		return n, ok && e.Type().IsRegular() && CheckImageName(n) == nil
+	})
+	sort.Strings(names) // "a-b.json" sorts before "a.json"
+	return names, err
+}
+
+// listDir returns what pick makes of the entries of dir it keeps, in name
+// order; a missing dir has none.
+func listDir(dir string, pick func(fs.DirEntry) (string, bool)) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -154,13 +165,11 @@ func recordNames(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	var out []string
 	for _, e := range ents {
-		n, ok := strings.CutSuffix(e.Name(), ".json")
-		if ok && e.Type().IsRegular() && CheckImageName(n) == nil {
-			names = append(names, n)
+		if v, ok := pick(e); ok {
+			out = append(out, v)
 		}
 	}
-	sort.Strings(names)
-	return names, nil
+	return out, nil
 }

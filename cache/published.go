@@ -1,10 +1,8 @@
 package cache
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -112,18 +110,7 @@ func (p *Published) Manifests() ([]Digest, error) {
 // recordDirs returns the subdirectories of dir, sorted; a missing dir has
 // none.
 func recordDirs(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range ents {
-		if e.IsDir() {
-			out = append(out, filepath.Join(dir, e.Name()))
-		}
-	}
-	return out, nil
+	return listDir(dir, func(e fs.DirEntry) (string, bool) {
+		return filepath.Join(dir, e.Name()), e.IsDir()
+	})
 }

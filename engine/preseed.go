@@ -168,15 +168,15 @@ func (ps *preseed) units(plans []*Plan) []*unit {
 	return out
 }
 
-// each calls fn for every unit, at most jobs at once.
-func (ps *preseed) each(units []*unit, fn func(u *unit)) {
-	sem := make(chan struct{}, max(ps.cfg.jobs, 1))
+// each calls fn for every item, at most jobs at once.
+func each[T any](items []T, jobs int, fn func(T)) {
+	sem := make(chan struct{}, max(jobs, 1))
 	var wg sync.WaitGroup
-	for _, u := range units {
+	for _, it := range items {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			fn(u)
+			fn(it)
 		})
 	}
 	wg.Wait()
@@ -185,7 +185,7 @@ func (ps *preseed) each(units []*unit, fn func(u *unit)) {
 // pullManifests stores the manifest and config of each unit: the one of
 // its image's published digests whose config is for its platform.
 func (ps *preseed) pullManifests(ctx context.Context, units []*unit, digests map[string][]image.Digest) {
-	ps.each(units, func(u *unit) {
+	each(units, ps.cfg.jobs, func(u *unit) {
 		name, want := u.ip.Image.Name, imagePlatform(u.ip.Platform)
 		var seen []string
 		for _, d := range digests[name] {
@@ -334,16 +334,7 @@ func (ps *preseed) pullLayers(ctx context.Context, units []*unit) {
 	if ps.cfg.progress.Start != nil {
 		ps.cfg.progress.Start(len(pulls), total)
 	}
-	sem := make(chan struct{}, max(ps.cfg.jobs, 1))
-	var wg sync.WaitGroup
-	for _, p := range pulls {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			p.err = ps.blob(ctx, p.name, p.desc)
-		})
-	}
-	wg.Wait()
+	each(pulls, ps.cfg.jobs, func(p *pull) { p.err = ps.blob(ctx, p.name, p.desc) })
 	for _, u := range units {
 		for _, l := range u.layers {
 			if p := byDigest[l.Digest]; p != nil && p.err != nil && u.err == nil {

@@ -23,28 +23,25 @@ import (
 // build of the whole closure (preseed) and with a fully cached build
 // (preseed-cached), measured once for both.
 
-var preseedRows []row
+var (
+	preseedCold   = preseedRow(0)
+	preseedCached = preseedRow(1)
+	preseedRows   []row
+)
 
-func preseedCold(work string) (row, error) {
-	if preseedRows == nil {
-		rows, err := preseedScenario(work)
-		if err != nil {
-			return row{}, err
+// preseedRow returns the scenario of row i of preseedScenario, which runs
+// once for both.
+func preseedRow(i int) func(string) (row, error) {
+	return func(work string) (row, error) {
+		if preseedRows == nil {
+			rows, err := preseedScenario(work)
+			if err != nil {
+				return row{}, err
+			}
+			preseedRows = rows
 		}
-		preseedRows = rows
+		return preseedRows[i], nil
 	}
-	return preseedRows[0], nil
-}
-
-func preseedCached(work string) (row, error) {
-	if preseedRows == nil {
-		rows, err := preseedScenario(work)
-		if err != nil {
-			return row{}, err
-		}
-		preseedRows = rows
-	}
-	return preseedRows[1], nil
 }
 
 func preseedScenario(work string) ([]row, error) {
