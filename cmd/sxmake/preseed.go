@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"sort"
 	"sync"
+	"syscall"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -71,6 +73,8 @@ func preseed(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *
 	if len(ps) == 0 {
 		ps = []rules.Platform{engine.HostPlatform()}
 	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	c, err := openCache(ctx, stderr, g.cacheDir())
 	if err != nil {
 		return err
