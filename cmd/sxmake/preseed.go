@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -105,7 +106,8 @@ func preseed(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *
 	if err != nil {
 		return err
 	}
-	opts := []engine.PreseedOption{engine.WithPullProgress(pullProgress(stderr))}
+	progress, done := pullProgress(stderr)
+	opts := []engine.PreseedOption{engine.WithPullProgress(progress)}
 	if bf.outDir != "" {
 		opts = append(opts, engine.WithPreseedOut(bf.outDir))
 	}
@@ -113,6 +115,7 @@ func preseed(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *
 		opts = append(opts, engine.WithPullJobs(bf.jobs))
 	}
 	report, err := engine.Preseed(ctx, tree, c, plans, digests, reg, opts...)
+	done()
 	if report == nil {
 		return err
 	}
@@ -169,23 +172,25 @@ func parseDigests(published packages.Digests) (map[string][]image.Digest, error)
 }
 
 // pullProgress shows the downloads as a progress bar of bytes on a
-// terminal, and as one line when they start otherwise.
-func pullProgress(stderr io.Writer) engine.PullProgress {
+// terminal, and as one line when they start otherwise; done removes the
+// bar.
+func pullProgress(stderr io.Writer) (p engine.PullProgress, done func()) {
 	f, ok := stderr.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return engine.PullProgress{Start: func(blobs int, bytes int64) {
 			fmt.Fprintf(stderr, "sxmake: downloading %d layers, %s\n", blobs, humanBytes(bytes))
-		}}
+		}}, func() {}
 	}
 	var mu sync.Mutex
 	var bar *progressbar.ProgressBar
-	return engine.PullProgress{
+	p = engine.PullProgress{
 		Start: func(blobs int, bytes int64) {
 			mu.Lock()
 			defer mu.Unlock()
 			bar = progressbar.NewOptions64(bytes, progressbar.OptionSetWriter(stderr),
 				progressbar.OptionSetDescription(fmt.Sprintf("pulling %d layers", blobs)),
-				progressbar.OptionShowBytes(true), progressbar.OptionClearOnFinish())
+				progressbar.OptionShowBytes(true), progressbar.OptionThrottle(100*time.Millisecond),
+				progressbar.OptionClearOnFinish())
 		},
 		Add: func(n int64) {
 			mu.Lock()
@@ -194,5 +199,12 @@ func pullProgress(stderr io.Writer) engine.PullProgress {
 				bar.Add64(n)
 			}
 		},
+	}
+	return p, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if bar != nil {
+			bar.Clear()
+		}
 	}
 }
