@@ -87,7 +87,7 @@ func publishLayouts(t *testing.T, plan *Plan, dir string) map[string][]image.Dig
 		}
 		c := image.NewConfig(imagePlatform(ip.Platform))
 		c.History = []image.History{{CreatedBy: "COPY " + name + " / # buildkit", Comment: image.HistoryComment}}
-		img, err := image.New(name, c, []image.Layer{l}, image.WithEpoch(epoch), image.WithStageXAnnotations(name, "1"))
+		img, err := image.New(name, c, []image.Layer{l}, image.WithEpoch(epoch), image.WithStageXAnnotations(name, "1", epoch))
 		if err != nil {
 			t.Fatal(err)
 		}
