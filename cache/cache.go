@@ -10,10 +10,10 @@ import (
 )
 
 // Cache is a cache directory opened whole: its action cache, content
-// store, snapshots, imported images, the hashes of files it read and
-// the logs of builds. It
-// holds the directory's lock (the action cache's) from Open to Close, so
-// that no two processes build on, or collect, one cache at once.
+// store, snapshots, imported and published images, the hashes of files
+// it read and the logs of builds. It holds the directory's lock (the
+// action cache's) from Open to Close, so that no two processes build on,
+// or collect, one cache at once.
 type Cache struct {
 	Dir       string
 	Actions   *Actions
@@ -22,18 +22,25 @@ type Cache struct {
 	Images    *Images
 	Files     *FileHashes
 	Logs      *Logs
+	Published *Published
 }
 
-// Open opens the cache in dir, creating what is missing. It takes the lock
+// Open opens the cache in dir (Dir is its absolute path), creating what
+// is missing. It takes the lock
 // first (waiting for another process as OpenActions says, or as WithWait
 // says), then cleans what a killed process left among the snapshots and
 // stores the logs of the steps it was running.
 func Open(dir string, opts ...OpenOption) (*Cache, error) {
+	// Paths under the cache reach the sandbox, which wants them absolute.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening cache: %w", err)
+	}
 	a, err := OpenActions(dir, opts...)
 	if err != nil {
 		return nil, err
 	}
-	c := &Cache{Dir: dir, Actions: a, Images: OpenImages(dir), Files: newFileHashes(a.db)}
+	c := &Cache{Dir: dir, Actions: a, Images: OpenImages(dir), Files: newFileHashes(a.db), Published: OpenPublished(dir)}
 	if c.Store, err = OpenContentStore(filepath.Join(dir, "content")); err == nil {
 		c.Snapshots, err = OpenSnapshots(c.SnapshotDir())
 	}
@@ -76,4 +83,18 @@ func Busy(dir string) bool {
 	}
 	unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return false
+}
+
+// Pinned returns the manifests of the images the cache keeps whole
+// whatever gc is asked: the imported and the published ones.
+func (c *Cache) Pinned() ([]Digest, error) {
+	imported, err := c.Images.Manifests()
+	if err != nil {
+		return nil, err
+	}
+	published, err := c.Published.Manifests()
+	if err != nil {
+		return nil, err
+	}
+	return append(imported, published...), nil
 }

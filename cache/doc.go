@@ -8,6 +8,8 @@
 //	images/      imported images (sxmake import): <name>.json each (Images)
 //	logs/        the output of running actions and the record of the last
 //	             build of each image, read without the lock (Logs)
+//	published/   images pulled by sxmake preseed, with the definition each
+//	             was published for: <platform>/<name>.json (Published)
 //
 // Vocabulary:
 //

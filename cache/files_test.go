@@ -106,7 +106,7 @@ func TestFileHashesPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := Collect(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), GCOptions{}); err != nil {
+	if _, err := Collect(c.Actions, c.Store, nil, c.Logs, c.SnapshotDir(), GCOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var left []string

@@ -20,7 +20,7 @@ type Stats struct {
 	Results      int       // action results
 	Blobs        int       // blobs in the content store
 	BlobBytes    int64     // their size
-	Unreferenced int       // blobs no result, imported image, build record or kept digest names
+	Unreferenced int       // blobs no result, imported or published image, build record or kept digest names
 	UnrefBytes   int64     // their size
 	Snapshots    int       // unpacked snapshots (derived: rebuilt from blobs)
 	OldestUse    time.Time // the least recent last use of a result
@@ -32,7 +32,7 @@ type usage struct {
 	results []resultUse
 	blobs   map[Digest]int64     // every blob and its size
 	lastUse map[Digest]time.Time // blobs named by results: their latest use
-	pinned  map[Digest]bool      // blobs of imported images
+	pinned  map[Digest]bool      // blobs of pinned images (imported, published)
 	logs    map[Digest]int       // logs named by build records: how many
 	builds  []recordUse          // the build records, oldest first
 }
@@ -47,7 +47,7 @@ type resultUse struct {
 	r   Result
 }
 
-func scan(a *Actions, s *ContentStore, im *Images, lg *Logs) (*usage, error) {
+func scan(a *Actions, s *ContentStore, pinned []Digest, lg *Logs) (*usage, error) {
 	u := &usage{blobs: map[Digest]int64{}, lastUse: map[Digest]time.Time{}, pinned: map[Digest]bool{}, logs: map[Digest]int{}}
 	err := a.Walk(func(k ActionKey, r Result) error {
 		u.results = append(u.results, resultUse{k, r})
@@ -64,8 +64,8 @@ func scan(a *Actions, s *ContentStore, im *Images, lg *Logs) (*usage, error) {
 	if err := s.Walk(func(d Digest, size int64) error { u.blobs[d] = size; return nil }); err != nil {
 		return nil, err
 	}
-	if im != nil {
-		if err := pinImports(im, s, u.pinned); err != nil {
+	for _, m := range pinned {
+		if err := pinImage(s, m, u.pinned); err != nil {
 			return nil, err
 		}
 	}
@@ -95,43 +95,33 @@ func (u *usage) addBuilds(lg *Logs) error {
 	return err
 }
 
-// pinImports adds the manifest, config and layers of every imported image.
-func pinImports(im *Images, s *ContentStore, pinned map[Digest]bool) error {
-	names, err := im.Names()
+// pinImage adds the manifest m, and the config and layers it names.
+func pinImage(s *ContentStore, m Digest, pinned map[Digest]bool) error {
+	pinned[m] = true
+	rc, err := s.Open(m)
 	if err != nil {
-		return err
+		return nil // an image whose manifest is gone pins nothing
 	}
-	for _, n := range names {
-		img, err := im.Get(n)
-		if err != nil {
-			return err
-		}
-		pinned[img.Manifest] = true
-		rc, err := s.Open(img.Manifest)
-		if err != nil {
-			continue // an import whose manifest is gone pins nothing
-		}
-		var m struct {
-			Config struct{ Digest Digest }   `json:"config"`
-			Layers []struct{ Digest Digest } `json:"layers"`
-		}
-		err = json.NewDecoder(io.LimitReader(rc, 4<<20)).Decode(&m)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("imported image %s: manifest: %w", n, err)
-		}
-		pinned[m.Config.Digest] = true
-		for _, l := range m.Layers {
-			pinned[l.Digest] = true
-		}
+	defer rc.Close()
+	var mf struct {
+		Config struct{ Digest Digest }   `json:"config"`
+		Layers []struct{ Digest Digest } `json:"layers"`
+	}
+	if err := json.NewDecoder(io.LimitReader(rc, 4<<20)).Decode(&mf); err != nil {
+		return fmt.Errorf("pinned image %s: manifest: %w", m, err)
+	}
+	pinned[mf.Config.Digest] = true
+	for _, l := range mf.Layers {
+		pinned[l.Digest] = true
 	}
 	return nil
 }
 
-// ComputeStats summarises the cache; keep are digests held elsewhere (the
-// layers of out/), counted as referenced.
-func ComputeStats(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, keep map[Digest]bool) (Stats, error) {
-	u, err := scan(a, s, im, lg)
+// ComputeStats summarises the cache; pinned are the manifests of images
+// kept whole (Cache.Pinned), keep digests held elsewhere (the layers of
+// out/), counted as referenced.
+func ComputeStats(a *Actions, s *ContentStore, pinned []Digest, lg *Logs, snapDir string, keep map[Digest]bool) (Stats, error) {
+	u, err := scan(a, s, pinned, lg)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -196,15 +186,15 @@ type GCReport struct {
 }
 
 // Collect removes results, then the blobs no remaining result names. A
-// blob no result ever named (nor an imported image, nor Keep) goes too
-// when older than MaxAge or while the store is over MaxBytes, oldest
-// first. The logs a build record names stay while the record does: a
-// record goes when older than MaxAge, or, oldest first, while the store
-// is still over MaxBytes once nothing else is left to remove. Results go before their
-// blobs, so a process killed meanwhile leaves at worst blobs without
-// results, never the reverse. The hashes of files that are gone or
-// changed go too.
-func Collect(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, opts GCOptions) (GCReport, error) {
+// blob no result ever named (nor a pinned image, Cache.Pinned, nor Keep)
+// goes too when older than MaxAge or while the store is over MaxBytes,
+// oldest first. The logs a build record names stay while the record does:
+// a record goes when older than MaxAge, or, oldest first, while the store
+// is still over MaxBytes once nothing else is left to remove. Results go
+// before their blobs, so a process killed meanwhile leaves at worst blobs
+// without results, never the reverse. The hashes of files that are gone
+// or changed go too.
+func Collect(a *Actions, s *ContentStore, pinned []Digest, lg *Logs, snapDir string, opts GCOptions) (GCReport, error) {
 	var rep GCReport
 	if opts.Now.IsZero() {
 		opts.Now = time.Now()
@@ -219,7 +209,7 @@ func Collect(a *Actions, s *ContentStore, im *Images, lg *Logs, snapDir string, 
 			return rep, err
 		}
 	}
-	u, err := scan(a, s, im, lg)
+	u, err := scan(a, s, pinned, lg)
 	if err != nil {
 		return rep, err
 	}

@@ -59,29 +59,47 @@ func (s *Images) Put(img ImportedImage) error {
 	if err := CheckImageName(img.Name); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(img, "", "  ")
-	if err != nil {
+	if err := writeRecord(s.dir, img.Name, img); err != nil {
 		return fmt.Errorf("recording image %s: %w", img.Name, err)
 	}
-	if err := MkdirPrivate(s.dir); err != nil {
-		return fmt.Errorf("recording image %s: %w", img.Name, err)
-	}
-	f, err := os.CreateTemp(s.dir, ".tmp-")
+	return nil
+}
+
+// writeRecord writes v as indented JSON to dir/<name>.json through a temp
+// file renamed into place, so a reader sees a record whole or not at all.
+func writeRecord(dir, name string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("recording image %s: %w", img.Name, err)
+		return err
+	}
+	if err := MkdirPrivate(dir); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-")
+	if err != nil {
+		return err
 	}
 	defer os.Remove(f.Name())
 	_, err = f.Write(append(b, '\n'))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(f.Name(), filepath.Join(s.dir, img.Name+".json"))
+	if err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, name+".json"))
+}
+
+// readRecord reads dir/<name>.json into v; a missing file is ErrNotFound.
+func readRecord(dir, name string, v any) error {
+	b, err := os.ReadFile(filepath.Join(dir, name+".json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNotFound
 	}
 	if err != nil {
-		return fmt.Errorf("recording image %s: %w", img.Name, err)
+		return err
 	}
-	return nil
+	return json.Unmarshal(b, v)
 }
 
 // Get returns the record of name, or an error wrapping ErrNotFound.
@@ -90,14 +108,7 @@ func (s *Images) Get(name string) (ImportedImage, error) {
 	if CheckImageName(name) != nil {
 		return img, fmt.Errorf("imported image %s: %w", name, ErrNotFound)
 	}
-	b, err := os.ReadFile(filepath.Join(s.dir, name+".json"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return img, fmt.Errorf("imported image %s: %w", name, ErrNotFound)
-	}
-	if err != nil {
-		return img, fmt.Errorf("imported image %s: %w", name, err)
-	}
-	if err := json.Unmarshal(b, &img); err != nil {
+	if err := readRecord(s.dir, name, &img); err != nil {
 		return img, fmt.Errorf("imported image %s: %w", name, err)
 	}
 	if img.Name != name {
@@ -109,20 +120,56 @@ func (s *Images) Get(name string) (ImportedImage, error) {
 // Names returns the names of every imported image, sorted. A cache
 // without imports has none.
 func (s *Images) Names() ([]string, error) {
-	ents, err := os.ReadDir(s.dir)
+	names, err := recordNames(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing imported images: %w", err)
+	}
+	return names, nil
+}
+
+// Manifests returns the manifest digest of every imported image.
+func (s *Images) Manifests() ([]Digest, error) {
+	names, err := s.Names()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Digest, 0, len(names))
+	for _, n := range names {
+		img, err := s.Get(n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, img.Manifest)
+	}
+	return out, nil
+}
+
+// recordNames returns the names of the records in dir, sorted; a missing
+// dir has none.
+func recordNames(dir string) ([]string, error) {
+	names, err := listDir(dir, func(e fs.DirEntry) (string, bool) {
+		n, ok := strings.CutSuffix(e.Name(), ".json")
+		return n, ok && e.Type().IsRegular() && CheckImageName(n) == nil
+	})
+	sort.Strings(names) // "a-b.json" sorts before "a.json"
+	return names, err
+}
+
+// listDir returns what pick makes of the entries of dir it keeps, in name
+// order; a missing dir has none.
+func listDir(dir string, pick func(fs.DirEntry) (string, bool)) ([]string, error) {
+	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing imported images: %w", err)
+		return nil, err
 	}
-	var names []string
+	var out []string
 	for _, e := range ents {
-		n, ok := strings.CutSuffix(e.Name(), ".json")
-		if ok && e.Type().IsRegular() && CheckImageName(n) == nil {
-			names = append(names, n)
+		if v, ok := pick(e); ok {
+			out = append(out, v)
 		}
 	}
-	sort.Strings(names)
-	return names, nil
+	return out, nil
 }

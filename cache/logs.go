@@ -186,7 +186,7 @@ func (l *Logs) Builds(image string) ([]*BuildRecord, error) {
 	}
 	var out []*BuildRecord
 	for _, f := range files {
-		r, err := readRecord(f)
+		r, err := readBuildRecord(f)
 		if err != nil {
 			return nil, err
 		}
@@ -203,7 +203,7 @@ func globEscape(s string) string {
 	return strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`).Replace(s)
 }
 
-func readRecord(path string) (*BuildRecord, error) {
+func readBuildRecord(path string) (*BuildRecord, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading build record: %w", err)
@@ -222,7 +222,7 @@ func (l *Logs) walkBuilds(fn func(path string, r *BuildRecord) error) error {
 		return err
 	}
 	for _, f := range files {
-		r, err := readRecord(f)
+		r, err := readBuildRecord(f)
 		if err != nil {
 			if err := fn(f, nil); err != nil {
 				return err

@@ -193,7 +193,7 @@ func TestCollectKeepsRecordedLogs(t *testing.T) {
 		Steps: []StepRecord{{Name: "core-x/build/0", Status: StatusRan, Log: log}}}
 	c.Logs.PutBuild(rec)
 
-	rep, err := Collect(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), GCOptions{MaxBytes: 10, Now: now})
+	rep, err := Collect(c.Actions, c.Store, nil, c.Logs, c.SnapshotDir(), GCOptions{MaxBytes: 10, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestCollectKeepsRecordedLogs(t *testing.T) {
 		t.Errorf("the layer of the removed result is left")
 	}
 
-	rep, err = Collect(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), GCOptions{MaxAge: 24 * time.Hour, MaxBytes: 1, Now: now})
+	rep, err = Collect(c.Actions, c.Store, nil, c.Logs, c.SnapshotDir(), GCOptions{MaxAge: 24 * time.Hour, MaxBytes: 1, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestCollectKeepsRecordedLogs(t *testing.T) {
 
 	// Under a size only removing the record meets, the record goes.
 	c.Store.Ingest(bytes.NewReader([]byte("the log")), Digest{})
-	if rep, err := Collect(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), GCOptions{MaxBytes: 1, Now: now}); err != nil || rep.Builds != 1 || rep.Blobs != 1 {
+	if rep, err := Collect(c.Actions, c.Store, nil, c.Logs, c.SnapshotDir(), GCOptions{MaxBytes: 1, Now: now}); err != nil || rep.Builds != 1 || rep.Blobs != 1 {
 		t.Errorf("gc --max-size under the recorded logs: %+v, %v", rep, err)
 	}
 	if rep, _ := Fsck(c.Actions, c.Store, c.Logs); len(rep.Problems) != 0 {

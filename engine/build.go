@@ -55,6 +55,7 @@ type Builder struct {
 	network   map[string]bool // images allowed the host network
 	limits    sandbox.Limits  // of every RUN step
 	logLimit  int64           // bytes of a step's output kept in its log; 0: all
+	published *Published      // images taken as published (published.go); nil: none
 
 	slots   chan struct{} // one token per concurrently running action
 	flights flights       // actions being looked up or run, by key
@@ -139,10 +140,11 @@ func NewBuilder(tree *packages.Tree, c *cache.Cache, runner Runner, opts ...Opti
 // directory and events of its own.
 type planBuild struct {
 	*Builder
-	outDir string
-	events func(Event)
-	every  time.Duration // BuildProgress events: how often
-	track  *tracker      // what is done, for progress and timings (estimate.go)
+	outDir  string
+	events  func(Event)
+	every   time.Duration            // BuildProgress events: how often
+	track   *tracker                 // what is done, for progress and timings (estimate.go)
+	targets map[*packages.Image]bool // the images the plan was asked for
 
 	mu      sync.Mutex
 	results map[string]*imageResult // by image name
@@ -170,6 +172,7 @@ type Report struct {
 	Start, End time.Time
 	Ran        int // actions run
 	Cached     int // actions whose result came from the cache
+	Published  int // images taken as published (WithPublished), running nothing
 	// Remote counts the cached actions whose result came from a
 	// --cache-from remote; Transfer the bytes moved from and to remotes.
 	Remote   int
@@ -190,6 +193,9 @@ type ImageReport struct {
 	// Start is when the images it needs were built and its own build
 	// began, End when it ended; both zero for an image not built.
 	Start, End time.Time
+	// Published says the image is the published one (WithPublished):
+	// nothing ran for it.
+	Published bool
 }
 
 // Failed returns the images that did not build.
@@ -226,6 +232,7 @@ func (b *Builder) Build(ctx context.Context, plan *Plan, opts ...BuildOption) (*
 }
 
 func (b *planBuild) build(ctx context.Context, plan *Plan) (*Report, error) {
+	b.targets = targetSet(plan)
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -258,7 +265,7 @@ func (b *planBuild) build(ctx context.Context, plan *Plan) (*Report, error) {
 			errs = append(errs, fmt.Errorf("%s: %w", ir.Name, ir.Err))
 		}
 	}
-	report.Ran, report.Cached = b.counts()
+	report.Ran, report.Cached, report.Published = b.counts()
 	report.Actions = b.track.timings()
 	report.Start, report.End = start, time.Now()
 	if len(b.remotes.to) > 0 && !b.dryRun {
@@ -292,13 +299,21 @@ func (b *planBuild) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[
 			return r
 		}
 		if b.result(d.Name) == nil {
+			if b.dryRun {
+				// d would run: say whether ip's published image could
+				// still be taken, once d is built.
+				b.takePublished(ip)
+			}
 			r.Err = fmt.Errorf("%w: %s", ErrDependencyFailed, d.Name)
 			b.emit(ip, Event{Kind: ImageSkipped, Err: r.Err})
 			return r
 		}
 	}
 	r.Start = time.Now()
-	res, err := b.buildImage(ctx, ip)
+	res, err := b.takePublished(ip)
+	if res == nil && err == nil {
+		res, err = b.buildImage(ctx, ip)
+	}
 	r.End = time.Now()
 	if err != nil {
 		r.Err = err
@@ -310,8 +325,10 @@ func (b *planBuild) buildWhenReady(ctx context.Context, ip *ImagePlan, done map[
 	b.mu.Lock()
 	b.results[r.Name] = res
 	b.mu.Unlock()
-	r.Digest, r.Layout, r.Emulated = res.digest, res.layout, res.emulated
-	b.emit(ip, Event{Kind: ImageDone, Digest: res.digest})
+	r.Digest, r.Layout, r.Emulated, r.Published = res.digest, res.layout, res.emulated, res.published
+	if !res.published {
+		b.emit(ip, Event{Kind: ImageDone, Digest: res.digest})
+	}
 	return r
 }
 
@@ -328,20 +345,53 @@ func (b *planBuild) check(ip *ImagePlan) error {
 	return nil
 }
 
+// takePublished returns ip's published image, its layout written, if the
+// build takes it (see Published.choose), and nil if it is to be built.
+func (b *planBuild) takePublished(ip *ImagePlan) (*imageResult, error) {
+	if b.published == nil {
+		return nil, nil
+	}
+	c := b.published.choose(ip, b.targets[ip.Image], func(dep *packages.Image) (image.Digest, bool) {
+		if r := b.result(dep.Name); r != nil {
+			return r.digest, true
+		}
+		return image.Digest{}, false
+	})
+	if c.rec == nil {
+		ev := Event{Kind: ImageFromSource}
+		if c.why != "" {
+			ev.Explain = append([]string{c.why}, c.explain...)
+		}
+		b.emit(ip, ev)
+		return nil, nil
+	}
+	if !b.dryRun {
+		if err := b.published.write(ip, c, b.outDir); err != nil {
+			return nil, err
+		}
+	}
+	c.res.published = true
+	b.emit(ip, Event{Kind: ImagePublished, Digest: c.res.digest})
+	return c.res, nil
+}
+
 func (b *planBuild) result(name string) *imageResult {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.results[name]
 }
 
-func (b *planBuild) counts() (ran, cached int) {
+func (b *planBuild) counts() (ran, cached, published int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range b.results {
 		ran += r.ran
 		cached += r.cached
+		if r.published {
+			published++
+		}
 	}
-	return ran, cached
+	return ran, cached, published
 }
 
 // acquire takes one of the jobs slots.

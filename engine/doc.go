@@ -11,6 +11,10 @@
 //   - key: the BLAKE3 hash of an action's labelled inputs (ActionKey).
 //   - digest, diffID: content hashes of blobs and uncompressed layers.
 //   - snapshot: an unpacked filesystem state, the input of the next action.
+//   - published image: an image of the tree as its registry publishes it,
+//     pulled by Preseed with the definition it was published for; a build
+//     takes it instead of building it while the definition holds
+//     (published.go).
 //   - exported layer: a layer of an image the build writes. Only those are
 //     gzipped, as BuildKit's exporter does; a layer of a stage no image
 //     exports stays the tar it was diffed into (its digest is its diffID),

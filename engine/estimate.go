@@ -146,6 +146,10 @@ func (t *tracker) observe(ev Event) {
 		})
 	case ImageDone, ImageFailed, ImageSkipped:
 		it.ended = true
+	case ImagePublished: // taken as published: its actions will not run
+		t.total -= len(it.index) - it.next
+		it.next = len(it.index)
+		it.ended = true
 	}
 }
 

@@ -55,3 +55,16 @@ func TestEstimate(t *testing.T) {
 		})
 	}
 }
+
+// An image taken as published runs none of its actions: they leave the
+// total, and nothing is expected of them.
+func TestTrackerPublished(t *testing.T) {
+	now := time.Unix(1000, 0)
+	pub := &imageTrack{index: map[string]int{"a": 0, "b": 1}, expected: []time.Duration{time.Second, time.Second}}
+	top := &imageTrack{deps: []int{0}, index: map[string]int{"c": 0}, expected: []time.Duration{2 * time.Second}}
+	tr := &tracker{start: now, jobs: 1, images: []*imageTrack{pub, top}, byName: map[string]*imageTrack{"pub": pub, "top": top}, total: 3}
+	tr.observe(Event{Kind: ImagePublished, Image: "pub"})
+	if p := tr.progress(now); p.Total != 1 || p.Done != 0 || p.Left != 2*time.Second {
+		t.Errorf("after a published image: %d of %d done, %v left; want 0 of 1, 2s", p.Done, p.Total, p.Left)
+	}
+}

@@ -11,22 +11,24 @@ import (
 type EventKind int
 
 const (
-	ActionStarted  EventKind = iota // an action began to run
-	ActionLog                       // an action printed Log
-	ActionCached                    // an action's result came from the cache
-	ActionDone                      // an action ran and succeeded
-	ActionFailed                    // an action ran and failed (Err)
-	ImageDone                       // an image was written (Digest)
-	ImageFailed                     // an image failed (Err)
-	ImageSkipped                    // an image was not built: a dependency failed
-	ActionWouldRun                  // dry run: the action has no cached result (Explain says why)
-	CacheWarning                    // a remote cache entry was rejected or a remote failed (Err): a miss
-	ActionEmulated                  // a RUN's programs are about to run through an emulator (Emulator)
-	CheckWarning                    // a Dockerfile check found something (Finding), which does not fail the build
-	BuildProgress                   // how far the build is (Progress): at its start, then periodically
+	ActionStarted   EventKind = iota // an action began to run
+	ActionLog                        // an action printed Log
+	ActionCached                     // an action's result came from the cache
+	ActionDone                       // an action ran and succeeded
+	ActionFailed                     // an action ran and failed (Err)
+	ImageDone                        // an image was written (Digest)
+	ImageFailed                      // an image failed (Err)
+	ImageSkipped                     // an image was not built: a dependency failed
+	ActionWouldRun                   // dry run: the action has no cached result (Explain says why)
+	CacheWarning                     // a remote cache entry was rejected or a remote failed (Err): a miss
+	ActionEmulated                   // a RUN's programs are about to run through an emulator (Emulator)
+	CheckWarning                     // a Dockerfile check found something (Finding), which does not fail the build
+	BuildProgress                    // how far the build is (Progress): at its start, then periodically
+	ImagePublished                   // the image is taken as published (Digest), its layout written: nothing runs for it, no ImageDone follows
+	ImageFromSource                  // the image is built, not taken published: Explain says why, first in short, then each changed input; empty when it is not published
 )
 
-var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run", "cache-warning", "emulated", "check-warning", "progress"}
+var eventNames = [...]string{"start", "log", "cached", "done", "failed", "image", "image-failed", "image-skipped", "would-run", "cache-warning", "emulated", "check-warning", "progress", "published", "from-source"}
 
 func (k EventKind) String() string { return eventNames[k] }
 

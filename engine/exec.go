@@ -72,6 +72,9 @@ type imageResult struct {
 	cached int
 	// emulated are the emulators RUN steps ran through (sorted).
 	emulated []string
+	// published says the image is a published one, taken instead of
+	// built (published.go).
+	published bool
 
 	exportOnce sync.Once
 	export     []layer // exported(layers), computed once for all dependents

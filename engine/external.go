@@ -86,39 +86,49 @@ func (im *Imports) result(ref string) (*imageResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := im.store
-	mb, err := readBlob(store, rec.Manifest)
+	res, err = storedResult(im.store, rec.Manifest)
 	if err != nil {
-		return nil, fmt.Errorf("imported image %s: %w", name, err)
+		return nil, fmt.Errorf("imported image %s: %w (import it again)", name, err)
 	}
-	var m image.Manifest
-	if err := json.Unmarshal(mb, &m); err != nil {
-		return nil, fmt.Errorf("imported image %s: manifest: %w", name, err)
-	}
-	cb, err := readBlob(store, m.Config.Digest)
+	im.mu.Lock()
+	im.loaded[name] = res
+	im.mu.Unlock()
+	return res, nil
+}
+
+// storedResult returns the image whose manifest m is in store, with its
+// config and layers, as a build's dependency: its layers, from the
+// manifest, and its config, as stored. Every layer must be stored.
+func storedResult(store *cache.ContentStore, m cache.Digest) (*imageResult, error) {
+	mb, err := readBlob(store, m)
 	if err != nil {
-		return nil, fmt.Errorf("imported image %s: %w", name, err)
+		return nil, err
+	}
+	var mf image.Manifest
+	if err := json.Unmarshal(mb, &mf); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	cb, err := readBlob(store, mf.Config.Digest)
+	if err != nil {
+		return nil, err
 	}
 	c, err := image.BaseConfig(cb)
 	if err != nil {
-		return nil, fmt.Errorf("imported image %s: %w", name, err)
+		return nil, err
 	}
-	ls, err := image.BaseLayers(m, c)
+	ls, err := image.BaseLayers(mf, c)
 	if err != nil {
-		return nil, fmt.Errorf("imported image %s: %w", name, err)
+		return nil, err
 	}
-	res = &imageResult{config: c, digest: rec.Manifest}
+	res := &imageResult{config: c, digest: m}
 	for _, l := range ls {
 		if _, err := store.Size(l.Digest); err != nil {
-			return nil, fmt.Errorf("imported image %s: layer %s: %w (import it again)", name, l.Digest, err)
+			return nil, fmt.Errorf("layer %s: %w", l.Digest, err)
 		}
 		// Chain IDs are derived from the diffIDs by exported() where the
 		// layers are used.
 		res.layers = append(res.layers, layer{Layer: l})
 	}
-	im.mu.Lock()
-	im.loaded[name] = res
-	im.mu.Unlock()
 	return res, nil
 }
 

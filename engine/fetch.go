@@ -63,6 +63,31 @@ func Packages(plans ...*Plan) []*packages.Package {
 	return out
 }
 
+// PackagesToBuild is Packages without the packages all of whose images in
+// the plans pub settles (Published.Settled): a build takes those images
+// as published and never reads their sources. pub may be nil.
+func PackagesToBuild(pub *Published, plans ...*Plan) []*packages.Package {
+	if pub == nil {
+		return Packages(plans...)
+	}
+	built := map[*packages.Package]bool{}
+	for _, p := range plans {
+		settled := pub.Settled(p)
+		for _, ip := range p.Images {
+			if !settled[ip.Image] {
+				built[ip.Image.Package] = true
+			}
+		}
+	}
+	var out []*packages.Package
+	for _, pkg := range Packages(plans...) {
+		if built[pkg] {
+			out = append(out, pkg)
+		}
+	}
+	return out
+}
+
 // Fetch makes sure the sources of every package of pkgs are in the tree's
 // fetch directory with the declared sha256, downloading what is missing
 // (http, https and file mirrors). All packages are tried; the error joins

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -346,27 +347,35 @@ func sourceFiles(root string, src fileop.Source, excludes []string, hashes *cach
 		if name == "" {
 			name = "." // the source root itself
 		}
-		var sum string
-		switch fi := e.Info; {
-		case fi.Mode()&os.ModeSymlink != 0:
-			target, err := os.Readlink(e.Path)
-			if err != nil {
-				return err
-			}
-			sum = contentHash([]byte(target))
-		case fi.Mode().IsRegular():
-			var err error
-			if sum, err = hashes.SHA256(e.Path); err != nil {
-				return err
-			}
-		}
-		lines = append(lines, fmt.Sprintf("%q %v %d %s", name, e.Info.Mode(), e.Info.Size(), sum))
-		return nil
+		line, err := describeFile(name, e.Path, e.Info, hashes)
+		lines = append(lines, line)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hashing source %s: %w", src.Path, err)
 	}
 	return lines, nil
+}
+
+// describeFile is the line of the file at p, named name, in a key: its
+// name, type and permission bits, size, and the hash of its content
+// (SHA-256, from hashes) or of its link target; never its mtime or owner.
+func describeFile(name, p string, fi fs.FileInfo, hashes *cache.FileHashes) (string, error) {
+	var sum string
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		target, err := os.Readlink(p)
+		if err != nil {
+			return "", err
+		}
+		sum = contentHash([]byte(target))
+	case fi.Mode().IsRegular():
+		var err error
+		if sum, err = hashes.SHA256(p); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("%q %v %d %s", name, fi.Mode(), fi.Size(), sum), nil
 }
 
 // contentHash is the BLAKE3 hash of data in hex.

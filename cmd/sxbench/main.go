@@ -38,6 +38,11 @@
 //	demo-cold, demo-cached
 //	           make demo's build, cold and fully cached, against the same
 //	           build by sxmake built from -logs-before-rev (see before.go)
+//	preseed, preseed-cached
+//	           the build of a generated tree's top image (a closure of 30
+//	           images) after sxmake preseed from docker-registry, which
+//	           must run only its actions, against a cold build of the
+//	           closure and a fully cached build (see preseed.go)
 //
 // cached and cold need root, runc and the BuildKit oracle
 // (testdata/oracle/run-oracle.sh, which sxbench sets up).
@@ -89,6 +94,7 @@ func main() {
 		{"sources1g", sources1g},                                                                    // sources.go
 		{"stagex-plan", stagexPlan}, {"stagex-cached", stagexCached}, {"stagex-check", stagexCheck}, // stagex.go
 		{"demo-cold", demoCold}, {"demo-cached", demoCached}, // before.go
+		{"preseed", preseedCold}, {"preseed-cached", preseedCached}, // preseed.go
 	}
 	work, err := os.MkdirTemp("", "sxbench-")
 	if err != nil {

@@ -34,6 +34,9 @@ type buildFlags struct {
 	cacheFrom   []string // --cache-from remotes (cache.go)
 	cacheTo     []string // --cache-to remotes
 
+	// usePublished lets the targets too be taken as published.
+	usePublished bool
+
 	fileMirrors []string // --file-mirrors (fetch.go)
 
 	stepMemory   byteSize // --step-memory; -1: the default
@@ -115,8 +118,12 @@ func buildFor(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf 
 	if err != nil {
 		return nil, err
 	}
-	if err := fetchSources(ctx, stderr, c, tree, bf, plan); err != nil {
+	pub := bf.published(c)
+	if err := fetchSources(ctx, stderr, c, tree, bf, engine.PackagesToBuild(pub, plan)); err != nil {
 		return nil, err
+	}
+	if pub != nil {
+		opts = append(opts, engine.WithPublished(pub))
 	}
 	prog, err := newProgress(bf.progressConfig(false), stdout, stderr)
 	if err != nil {
@@ -157,12 +164,29 @@ func (bf *buildFlags) builderOptions() ([]engine.Option, error) {
 	return append(opts, remote...), nil
 }
 
+// published returns what builds on the cache c take as published (sxmake
+// preseed): nil with --no-cache, which builds everything.
+func (bf *buildFlags) published(c *cache.Cache) *engine.Published {
+	if bf.noCache {
+		return nil
+	}
+	var opts []engine.PublishedOption
+	if bf.usePublished {
+		opts = append(opts, engine.UsePublishedTargets())
+	}
+	return engine.NewPublished(c, opts...)
+}
+
 // printBuild prints the summary of pb on stderr, prefixed with label, and
 // its targets' digests on stdout in StageX's digests-file format.
 func printBuild(stdout, stderr io.Writer, bf *buildFlags, label string, pb *platformBuild, elapsed time.Duration) {
 	r := pb.report
-	fmt.Fprintf(stderr, "sxmake: %s%d actions run, %d cached, %d of %d images built in %.2fs\n",
-		label, r.Ran, r.Cached, len(r.Images)-len(r.Failed()), len(r.Images), elapsed.Seconds())
+	published := ""
+	if r.Published > 0 {
+		published = fmt.Sprintf(" (%d published)", r.Published)
+	}
+	fmt.Fprintf(stderr, "sxmake: %s%d actions run, %d cached, %d of %d images built%s in %.2fs\n",
+		label, r.Ran, r.Cached, len(r.Images)-len(r.Failed()), len(r.Images), published, elapsed.Seconds())
 	printRemoteSummary(stderr, bf, r)
 	for _, ir := range r.Images {
 		if len(ir.Emulated) > 0 {

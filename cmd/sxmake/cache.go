@@ -149,7 +149,11 @@ func newCacheCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			st, err := cache.ComputeStats(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), outBlobs(outDir()))
+			pinned, err := c.Pinned()
+			if err != nil {
+				return err
+			}
+			st, err := cache.ComputeStats(c.Actions, c.Store, pinned, c.Logs, c.SnapshotDir(), outBlobs(outDir()))
 			if err != nil {
 				return err
 			}
@@ -174,10 +178,11 @@ func newCacheCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
 that no remaining result names, until the content store is under
 --max-size and nothing is older than --max-age. Results whose layers are
 in the layouts of out/ are kept unless --include-out is given; blobs of
-imported images are always kept, and so are the logs of the last build of
-each image (what sxmake log shows) until that build is older than
---max-age or, oldest first, while the store is still over --max-size
-once nothing else is left to remove.`,
+imported images and of published images (sxmake preseed) are always
+kept, and so are the logs of the last build of each image (what sxmake
+log shows) until that build is older than --max-age or, oldest first,
+while the store is still over --max-size once nothing else is left to
+remove.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var opts cache.GCOptions
@@ -210,7 +215,11 @@ once nothing else is left to remove.`,
 				return err
 			}
 			defer c.Close()
-			rep, err := cache.Collect(c.Actions, c.Store, c.Images, c.Logs, c.SnapshotDir(), opts)
+			pinned, err := c.Pinned()
+			if err != nil {
+				return err
+			}
+			rep, err := cache.Collect(c.Actions, c.Store, pinned, c.Logs, c.SnapshotDir(), opts)
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %d results, %d blobs (%s), %d snapshots, %d build records\n", rep.Results, rep.Blobs, humanBytes(rep.Bytes), rep.Snapshots, rep.Builds)
 			return err
 		},

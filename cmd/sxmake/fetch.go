@@ -41,18 +41,17 @@ resumed. Files already present and right are not downloaded again.`,
 			if err != nil {
 				return err
 			}
-			return fetchSources(cmd.Context(), cmd.ErrOrStderr(), c, tree, bf, plan)
+			return fetchSources(cmd.Context(), cmd.ErrOrStderr(), c, tree, bf, engine.Packages(plan))
 		},
 	}
 }
 
-// fetchSources fetches the sources of the plans' packages, each package
-// once, with a progress bar on a terminal and one line per package
-// otherwise. A source present is verified with the file hashes of the
-// cache c: one unchanged since it was last verified is not read.
-func fetchSources(ctx context.Context, stderr io.Writer, c *cache.Cache, tree *packages.Tree, bf *buildFlags, plans ...*engine.Plan) error {
+// fetchSources fetches the sources of pkgs, with a progress bar on a
+// terminal and one line per package otherwise. A source present is
+// verified with the file hashes of the cache c: one unchanged since it was
+// last verified is not read.
+func fetchSources(ctx context.Context, stderr io.Writer, c *cache.Cache, tree *packages.Tree, bf *buildFlags, pkgs []*packages.Package) error {
 	offline := bf.offline
-	pkgs := engine.Packages(plans...)
 	total := len(pkgs)
 	var mu sync.Mutex
 	var report func(pkg *packages.Package, err error)

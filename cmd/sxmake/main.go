@@ -125,7 +125,8 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	f.BoolVar(&explain, "explain", false, "like -n, and say for each action to run which input changed since it last ran")
 	pf.IntVarP(&bf.jobs, "jobs", "j", 0, "run at most N actions at once (default: the number of CPUs)")
 	pf.BoolVarP(&bf.keepGoing, "keep-going", "k", false, "after a failure, keep building what does not depend on it")
-	pf.BoolVar(&bf.noCache, "no-cache", false, "run every action, ignoring cached results")
+	pf.BoolVar(&bf.noCache, "no-cache", false, "run every action, ignoring cached results and published images")
+	pf.BoolVar(&bf.usePublished, "use-published", false, "take the targets too as published (sxmake preseed) while their definition is the published one")
 	pf.StringVarP(&bf.outDir, "output", "o", "", "write image layouts to DIR/<image> (default: out/ in the tree)")
 	pf.StringSliceVar(&bf.network, "allow-network", nil, "let RUN steps of these images use the host network (unless --network=none)")
 	pf.StringVar(&bf.networkFile, "allow-network-file", "", "also allow the images listed in this file, one a line (default: $XDG_CONFIG_HOME/sxmake/allow-network when it exists)")
@@ -144,7 +145,7 @@ only one stage has it. Subpackages are images too (core-clang).`,
 	pf.StringArrayVar(&bf.cacheTo, "cache-to", nil, "after the build, export results to this remote cache; add ,mode=max for every action, not only the targets' layers (repeatable)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newGraphCmd(g), newLsCmd(g), newFetchCmd(g, bf), newVerifyCmd(g, bf), newDigestsCmd(g, bf), newImportCmd(g), newCacheCmd(g, bf))
-	root.AddCommand(newPushCmd(g, bf), newCheckCmd(g, bf), newLogCmd(g))
+	root.AddCommand(newPushCmd(g, bf), newCheckCmd(g, bf), newLogCmd(g), newPreseedCmd(g, bf))
 	return root
 }
 

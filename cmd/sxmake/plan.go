@@ -10,6 +10,7 @@ import (
 
 	"github.com/stagex/sxmake/cache"
 	"github.com/stagex/sxmake/engine"
+	"github.com/stagex/sxmake/engine/image"
 	"github.com/stagex/sxmake/packages"
 	"github.com/stagex/sxmake/rules"
 )
@@ -86,29 +87,60 @@ type actionStatus struct {
 	explain []string // set for the first action to run of an image
 }
 
-// dryRun looks up every action of plan in the cache without running any.
-func dryRun(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *engine.Plan, bf *buildFlags) (map[string]actionStatus, error) {
+// imageStatus is what a dry run found for one image: published (its
+// digest), or built for the reason why, with the changed inputs of its
+// definition in explain.
+type imageStatus struct {
+	published image.Digest
+	why       string
+	explain   []string
+}
+
+// dryRunStatus is what a dry run found, by action name and image name.
+type dryRunStatus struct {
+	actions map[string]actionStatus
+	images  map[string]imageStatus
+}
+
+// dryRun looks up every action of plan in the cache, and every published
+// image, without running anything.
+func dryRun(ctx context.Context, tree *packages.Tree, c *cache.Cache, plan *engine.Plan, bf *buildFlags) (*dryRunStatus, error) {
 	var mu sync.Mutex
-	status := map[string]actionStatus{}
+	st := &dryRunStatus{actions: map[string]actionStatus{}, images: map[string]imageStatus{}}
 	events := func(ev engine.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch ev.Kind {
 		case engine.ActionCached:
-			status[ev.Name] = actionStatus{cached: true}
+			st.actions[ev.Name] = actionStatus{cached: true}
 		case engine.ActionWouldRun:
-			status[ev.Name] = actionStatus{explain: ev.Explain}
+			st.actions[ev.Name] = actionStatus{explain: ev.Explain}
+		case engine.ImagePublished:
+			st.images[ev.Image] = imageStatus{published: ev.Digest}
+		case engine.ImageFromSource:
+			if len(ev.Explain) > 0 {
+				st.images[ev.Image] = imageStatus{why: ev.Explain[0], explain: ev.Explain[1:]}
+			}
+		case engine.ImageSkipped:
+			if _, known := st.images[ev.Image]; !known {
+				dep := strings.TrimPrefix(ev.Err.Error(), engine.ErrDependencyFailed.Error()+": ")
+				st.images[ev.Image] = imageStatus{why: fmt.Sprintf("needs %s, which is to build", dep)}
+			}
 		}
 	}
 	opts, err := bf.options()
 	if err != nil {
 		return nil, err
 	}
-	b := engine.NewBuilder(tree, c, nil, append(opts, engine.WithDryRun())...)
+	opts = append(opts, engine.WithDryRun())
+	if pub := bf.published(c); pub != nil {
+		opts = append(opts, engine.WithPublished(pub))
+	}
+	b := engine.NewBuilder(tree, c, nil, opts...)
 	if _, err := b.Build(ctx, plan, engine.WithEvents(events)); err != nil {
 		return nil, err
 	}
-	return status, nil
+	return st, nil
 }
 
 // parsePlatforms parses --platform: a comma-separated list of linux
@@ -175,9 +207,17 @@ func planTree(g *globalFlags, c *cache.Cache, tree *packages.Tree, names []strin
 	return engine.NewPlan(tree, targets, opts...)
 }
 
-func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[string]actionStatus, explain bool, net *networkPolicy) {
+func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, st *dryRunStatus, explain bool, net *networkPolicy) {
 	pkg := ip.Image.Package
 	fmt.Fprintf(w, "# %d/%d %s\n", n, total, safeLine(ip.Image.Name))
+	img := st.images[ip.Image.Name]
+	published := !img.published.IsZero()
+	fmt.Fprintf(w, "status     %s\n", safeLine(imageStatusText(ip, st, img)))
+	if explain {
+		for _, e := range img.explain {
+			fmt.Fprintf(w, "\t\texplain: %s\n", safeLine(e))
+		}
+	}
 	fmt.Fprintf(w, "package    packages/%s/%s %s\n", safeLine(pkg.Stage), safeLine(pkg.Name), safeLine(pkg.Tag()))
 	fmt.Fprintf(w, "target     %s\n", safeLine(ip.Build.Target.Label()))
 	fmt.Fprintf(w, "platform   %s\n", ip.Platform)
@@ -189,22 +229,24 @@ func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[
 	for _, k := range keys {
 		fmt.Fprintf(w, "build-arg  %s=%s\n", safeLine(k), safeLine(ip.BuildArgs[k]))
 	}
-	for _, st := range ip.Build.Stages {
-		fmt.Fprintf(w, "stage %d %s FROM %s\n", st.Index, safeLine(st.Label()), safeLine(baseLabel(st.Base)))
-		for i, step := range st.Steps {
+	for _, stage := range ip.Build.Stages {
+		fmt.Fprintf(w, "stage %d %s FROM %s\n", stage.Index, safeLine(stage.Label()), safeLine(baseLabel(stage.Base)))
+		for i, step := range stage.Steps {
 			// Multi-line steps (heredocs) keep their lines, indented.
 			text := strings.ReplaceAll(safe(step.String()), "\n", "\n\t\t")
 			mark := ""
-			s, known := status[engine.ActionName(ip.Image.Name, st, i)]
+			s, known := st.actions[engine.ActionName(ip.Image.Name, stage, i)]
 			switch {
 			case !hasAction(step):
+			case published:
+				mark = "published"
 			case known && s.cached:
 				mark = "cached"
 			default:
 				mark = "run"
 			}
 			fmt.Fprintf(w, "  %d:%d\t%s\t%s\n", step.Pos.Line, step.Pos.Col, mark, text)
-			if step.NetworkByDefault() {
+			if step.NetworkByDefault() && !published {
 				fmt.Fprintf(w, "\t\t%s\n", net.note(ip.Image.Name))
 			}
 			if explain {
@@ -214,6 +256,27 @@ func writeImagePlan(w io.Writer, n, total int, ip *engine.ImagePlan, status map[
 			}
 		}
 	}
+}
+
+// imageStatusText says whether a build takes ip's image as published,
+// from the cache (every action cached) or builds it, and why it is not
+// published, unless it is not published at all.
+func imageStatusText(ip *engine.ImagePlan, st *dryRunStatus, img imageStatus) string {
+	if !img.published.IsZero() {
+		return "published " + img.published.String()
+	}
+	status := "cached"
+	for _, stage := range ip.Build.Stages {
+		for i, step := range stage.Steps {
+			if s := st.actions[engine.ActionName(ip.Image.Name, stage, i)]; hasAction(step) && !s.cached {
+				status = "build"
+			}
+		}
+	}
+	if img.why != "" {
+		status += ": " + img.why
+	}
+	return status
 }
 
 // hasAction reports whether step is an action (it makes a layer).

@@ -48,8 +48,12 @@ func buildPlatforms(ctx context.Context, stdout, stderr io.Writer, g *globalFlag
 		}
 		builds[i] = &platformBuild{plan: plans[i]}
 	}
-	if err := fetchSources(ctx, stderr, c, tree, bf, plans...); err != nil {
+	pub := bf.published(c)
+	if err := fetchSources(ctx, stderr, c, tree, bf, engine.PackagesToBuild(pub, plans...)); err != nil {
 		return err
+	}
+	if pub != nil {
+		opts = append(opts, engine.WithPublished(pub))
 	}
 	b, err := openBuilder(tree, c, bf.sandboxOptions(), opts...)
 	if err != nil {

@@ -84,6 +84,8 @@ func (t textLines) line(ev engine.Event) bool {
 		t.failure(ev)
 	case engine.ImageDone:
 		fmt.Fprintf(t.w, "[%s] image  %s\n", t.tag(ev), ev.Digest)
+	case engine.ImagePublished:
+		fmt.Fprintf(t.w, "[%s] published %s\n", t.tag(ev), ev.Digest)
 	case engine.CacheWarning:
 		fmt.Fprintf(t.w, "[%s] warning %s: %s\n", t.tag(ev), safeLine(ev.Action), safe(fmt.Sprint(ev.Err)))
 	case engine.CheckWarning: // a Dockerfile check's finding that does not fail the build
@@ -329,7 +331,7 @@ func (p *jsonProgress) event(ev engine.Event) {
 	defer p.mu.Unlock()
 	p.running.observe(ev)
 	switch ev.Kind {
-	case engine.ImageDone:
+	case engine.ImageDone, engine.ImagePublished:
 		je.Digest = ev.Digest.String()
 	case engine.BuildProgress:
 		pr := ev.Progress

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -26,7 +26,8 @@ func newVerifyCmd(g *globalFlags, bf *buildFlags) *cobra.Command {
 		Use:   "verify [--digests FILE] TARGET...",
 		Short: "Rebuild from nothing and compare with out/ or a digests file",
 		Long: `Rebuild the targets and everything they need without any cache (a fresh
-store, the same sources) and compare each image's manifest digest with the
+store, the same sources; no image taken as published, even one sxmake
+preseed pulled) and compare each image's manifest digest with the
 layout in out/ or, with --digests, with a StageX digests file
 ("<sha256> <stage>-<name>" lines). For an image that differs from its
 layout in out/, name the first differing layer and the files inside it,
@@ -82,17 +83,17 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 	}
 	bad := 0
 	for _, ir := range report.Images {
-		ref, ok := want[ir.Name]
+		refs, ok := want[ir.Name]
 		if !ok {
 			continue
 		}
-		if ref == ir.Digest.Hex() {
+		if slices.Contains(refs, ir.Digest.Hex()) {
 			fmt.Fprintf(stdout, "reproduced  %s %s\n", ir.Digest.Hex(), safeLine(ir.Name))
 			printEmulated(stdout, ir)
 			continue
 		}
 		bad++
-		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), safeLine(ir.Name), ref)
+		fmt.Fprintf(stdout, "DIFFERS     %s %s (expected %s)\n", ir.Digest.Hex(), safeLine(ir.Name), strings.Join(refs, " or "))
 		printEmulated(stdout, ir)
 		if digestsFile == "" {
 			explainDifference(stdout, filepath.Join(bf.outDirOf(tree), ir.Name), ir.Layout)
@@ -106,7 +107,7 @@ func verify(ctx context.Context, stdout, stderr io.Writer, g *globalFlags, bf *b
 
 // verifyPlan plans the targets, finds the digests to verify them against
 // and fetches their sources.
-func verifyPlan(ctx context.Context, stderr io.Writer, c *cache.Cache, g *globalFlags, bf *buildFlags, digestsFile string, names []string) (*engine.Plan, *packages.Tree, map[string]string, error) {
+func verifyPlan(ctx context.Context, stderr io.Writer, c *cache.Cache, g *globalFlags, bf *buildFlags, digestsFile string, names []string) (*engine.Plan, *packages.Tree, packages.Digests, error) {
 	plan, tree, err := makePlan(g, c, names)
 	if err != nil {
 		return nil, nil, nil, err
@@ -115,7 +116,7 @@ func verifyPlan(ctx context.Context, stderr io.Writer, c *cache.Cache, g *global
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return plan, tree, want, fetchSources(ctx, stderr, c, tree, bf, plan)
+	return plan, tree, want, fetchSources(ctx, stderr, c, tree, bf, engine.Packages(plan))
 }
 
 // printEmulated says when the image's RUN steps ran emulated, which can
@@ -127,28 +128,16 @@ func printEmulated(w io.Writer, ir engine.ImageReport) {
 }
 
 // referenceDigests returns the digests to verify the plan's images
-// against: from the digests file, or from the layouts in outDir.
-func referenceDigests(plan *engine.Plan, outDir, digestsFile string) (map[string]string, error) {
-	want := map[string]string{}
+// against: from the digests file (each platform's), or from the layouts
+// in outDir.
+func referenceDigests(plan *engine.Plan, outDir, digestsFile string) (packages.Digests, error) {
+	want := packages.Digests{}
 	if digestsFile != "" {
-		f, err := os.Open(digestsFile)
+		data, err := os.ReadFile(digestsFile)
 		if err != nil {
 			return nil, err
 		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for n := 1; sc.Scan(); n++ {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" {
-				continue
-			}
-			hex, name, ok := strings.Cut(line, " ")
-			if !ok || len(hex) != 64 {
-				return nil, fmt.Errorf("%s:%d:1: want \"<sha256> <stage>-<name>\"", digestsFile, n)
-			}
-			want[strings.TrimSpace(name)] = hex
-		}
-		return want, sc.Err()
+		return packages.ParseDigests(digestsFile, data)
 	}
 	for _, ip := range plan.Images {
 		d, _, err := image.LayoutManifest(filepath.Join(outDir, ip.Image.Name))
@@ -158,7 +147,7 @@ func referenceDigests(plan *engine.Plan, outDir, digestsFile string) (map[string
 		if err != nil {
 			return nil, err
 		}
-		want[ip.Image.Name] = d.Hex()
+		want[ip.Image.Name] = []string{d.Hex()}
 	}
 	for _, t := range plan.Targets {
 		if _, ok := want[t.Name]; !ok {

@@ -172,8 +172,18 @@ func New(name string, c Config, layers []Layer, opts ...Option) (*Image, error) 
 		return nil, fmt.Errorf("encoding manifest: %w", err)
 	}
 	img.Manifest = newBlob(MediaTypeManifest, mfst)
+	if err := img.wrap(Platform{Architecture: c.Architecture, OS: c.OS, Variant: c.Variant}, o); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
 
-	p := Platform{Architecture: c.Architecture, OS: c.OS, Variant: c.Variant}
+// wrap sets img's nested index and index.json around its manifest, as
+// BuildKit's OCI exporter writes them with multi-platform output: both
+// depend only on the manifest's descriptor, the platform (def unless
+// WithPlatform), the image name and the epoch.
+func (img *Image) wrap(def Platform, o options) error {
+	p := def
 	if o.platform != nil {
 		p = *o.platform
 	}
@@ -185,7 +195,7 @@ func New(name string, c Config, layers []Layer, opts ...Option) (*Image, error) 
 		Manifests:     []Descriptor{md},
 	}, "", "  ")
 	if err != nil {
-		return nil, fmt.Errorf("encoding index: %w", err)
+		return fmt.Errorf("encoding index: %w", err)
 	}
 	img.Index = newBlob(MediaTypeIndex, idx)
 
@@ -194,8 +204,8 @@ func New(name string, c Config, layers []Layer, opts ...Option) (*Image, error) 
 	if o.epoch != nil {
 		top.Annotations[AnnotationCreated] = o.epoch.Format(time.RFC3339)
 	}
-	if name != "" {
-		full, tag := normalizeName(name)
+	if img.Name != "" {
+		full, tag := normalizeName(img.Name)
 		top.Annotations[annotationImageName] = full
 		top.Annotations[annotationRefName] = tag
 	}
@@ -205,7 +215,47 @@ func New(name string, c Config, layers []Layer, opts ...Option) (*Image, error) 
 		Manifests:     []Descriptor{top},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("encoding index.json: %w", err)
+		return fmt.Errorf("encoding index.json: %w", err)
+	}
+	return nil
+}
+
+// Assemble returns the image named name whose manifest and config are the
+// given bytes (an image pulled from a registry, which serves the manifest
+// a digests file pins but not the layout around it), with the nested
+// index and index.json New writes around them. For an image New made,
+// with the same name and options (WithEpoch, WithPlatform), the result is
+// New's, every byte: the layout BuildKit's OCI export wrote, rebuilt from
+// what a registry serves. The platform defaults to the config's.
+func Assemble(name string, manifest, config []byte, opts ...Option) (*Image, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	var m Manifest
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
+	var c Config
+	if err := json.Unmarshal(config, &c); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	img := &Image{
+		Name:     name,
+		Config:   newBlob(m.Config.MediaType, config),
+		Manifest: newBlob(manifestMediaType(m, Descriptor{}), manifest),
+	}
+	if m.Config.Digest != img.Config.Digest || m.Config.Size != img.Config.Size {
+		return nil, fmt.Errorf("manifest %s names config %s, not %s", img.Manifest.Digest, m.Config.Digest, img.Config.Digest)
+	}
+	if len(m.Layers) != len(c.RootFS.DiffIDs) {
+		return nil, fmt.Errorf("manifest %s: %d layers but %d diffIDs", img.Manifest.Digest, len(m.Layers), len(c.RootFS.DiffIDs))
+	}
+	for i, d := range m.Layers {
+		img.Layers = append(img.Layers, Layer{Descriptor: d, DiffID: c.RootFS.DiffIDs[i]})
+	}
+	if err := img.wrap(Platform{Architecture: c.Architecture, OS: c.OS, Variant: c.Variant}, o); err != nil {
+		return nil, err
 	}
 	return img, nil
 }

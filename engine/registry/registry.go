@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/containerd/containerd/v2/core/remotes"
 	"github.com/containerd/containerd/v2/core/remotes/docker"
 	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -143,21 +145,9 @@ func (f sizedFile) Size() int64 { return f.size }
 // ("HOST/REPO[:TAG]@sha256:..."), with every platform it lists, into a
 // new OCI layout at dir. Every blob is verified against its digest.
 func Pull(ctx context.Context, ref, dir string) error {
-	_, pinned, ok := strings.Cut(ref, "@")
-	if !ok {
-		return fmt.Errorf("pulling %s: pin a digest (REF@sha256:...)", ref)
-	}
-	r := resolver()
-	name, desc, err := r.Resolve(ctx, ref)
+	fetcher, desc, err := resolvePinned(ctx, resolver(), ref)
 	if err != nil {
-		return fmt.Errorf("resolving %s: %w", ref, err)
-	}
-	if desc.Digest.String() != pinned {
-		return fmt.Errorf("pulling %s: the registry served %s", ref, desc.Digest)
-	}
-	fetcher, err := r.Fetcher(ctx, name)
-	if err != nil {
-		return fmt.Errorf("pulling %s: %w", ref, err)
+		return err
 	}
 	store, err := local.NewStore(dir)
 	if err != nil {
@@ -176,4 +166,32 @@ func Pull(ctx context.Context, ref, dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "index.json"), idx, 0o644)
+}
+
+// ErrNotFound is returned (wrapped) for a digest the registry does not
+// have.
+var ErrNotFound = errors.New("not found in the registry")
+
+// resolvePinned resolves ref, which must pin a digest, and returns a
+// fetcher of its repository and the registry's descriptor of the digest.
+func resolvePinned(ctx context.Context, r remotes.Resolver, ref string) (remotes.Fetcher, ocispec.Descriptor, error) {
+	_, pinned, ok := strings.Cut(ref, "@")
+	if !ok {
+		return nil, ocispec.Descriptor{}, fmt.Errorf("pulling %s: pin a digest (REF@sha256:...)", ref)
+	}
+	name, desc, err := r.Resolve(ctx, ref)
+	if errdefs.IsNotFound(err) {
+		return nil, ocispec.Descriptor{}, fmt.Errorf("%s: %w", ref, ErrNotFound)
+	}
+	if err != nil {
+		return nil, ocispec.Descriptor{}, fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	if desc.Digest.String() != pinned {
+		return nil, ocispec.Descriptor{}, fmt.Errorf("pulling %s: the registry served %s", ref, desc.Digest)
+	}
+	fetcher, err := r.Fetcher(ctx, name)
+	if err != nil {
+		return nil, ocispec.Descriptor{}, fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	return fetcher, desc, nil
 }
