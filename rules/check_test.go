@@ -30,18 +30,7 @@ func TestParseCheckConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := ParseCheckConfig(tc.in)
-			if tc.wantErr != "" {
-				if err == nil || err.Error() != tc.wantErr {
-					t.Fatalf("error = %v, want %s", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
+			wantResult(t, got, err, tc.want, tc.wantErr)
 		})
 	}
 }
@@ -98,18 +87,7 @@ func TestFileCheckConfig(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, err := f.CheckConfig(tc.args)
-			if tc.wantErr != "" {
-				if err == nil || err.Error() != tc.wantErr {
-					t.Fatalf("error = %v, want %s", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
+			wantResult(t, got, err, tc.want, tc.wantErr)
 		})
 	}
 }

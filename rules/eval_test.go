@@ -383,18 +383,7 @@ func TestParsePlatform(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
 			got, err := ParsePlatform(tc.in)
-			if tc.wantErr != "" {
-				if err == nil || err.Error() != tc.wantErr {
-					t.Fatalf("error = %v, want %s", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
-			}
+			wantResult(t, got, err, tc.want, tc.wantErr)
 		})
 	}
 	if got := (Platform{OS: "linux", Arch: "arm", Variant: "v7"}).String(); got != "linux/arm/v7" {
@@ -472,5 +461,23 @@ func TestProxyEnv(t *testing.T) {
 	}
 	if diff := cmp.Diff("RUN /bin/sh -c make # buildkit", run.CreatedBy); diff != "" {
 		t.Errorf("created_by (-want +got):\n%s", diff)
+	}
+}
+
+// wantResult checks a table test's result: the error wantErr when it is
+// not empty, else no error and want.
+func wantResult[T any](t *testing.T, got T, err error, want T, wantErr string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || err.Error() != wantErr {
+			t.Fatalf("error = %v, want %s", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
