@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
@@ -252,19 +253,14 @@ func readPackage(root *os.Root, stage, name string) (*Package, error) {
 // the tree, nor a device or FIFO (/dev/zero, a pipe no one writes) that
 // never ends.
 func readTreeFile(root *os.Root, rel string) ([]byte, error) {
-	fi, err := root.Stat(rel)
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
-	}
-	f, err := root.Open(rel)
+	// O_NONBLOCK: opening a FIFO returns at once; it is then refused.
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if fi, err = f.Stat(); err != nil {
+	fi, err := f.Stat()
+	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
